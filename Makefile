@@ -1,0 +1,44 @@
+# The two commands: `make demo` runs the main job, `make test` runs the whole suite.
+# Each creates the virtualenv and installs what it needs; the local stack fetches Kafka
+# from Maven Central and installs Debian's redis-server/postgresql when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test unit lint bench stack-up stack-down deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+deps: $(VENV)/.installed
+	./stack/bootstrap.sh
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest -q tests/unit
+
+test: deps lint
+	$(BIN)/pytest -q
+
+demo: deps
+	$(BIN)/runway demo
+
+bench: deps
+	$(BIN)/runway bench
+
+stack-up: deps
+	$(BIN)/runway stack up
+
+stack-down: $(VENV)/.installed
+	$(BIN)/runway stack down
+
+clean:
+	-$(BIN)/runway stack down
+	rm -rf $(VENV) .stack var

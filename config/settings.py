@@ -1,0 +1,137 @@
+"""Runway's one settings object: the only code that reads the environment.
+
+Every field is a `RUNWAY_<NAME>` environment variable (case-insensitive). Defaults are the seed's
+numbers (`shared/seed/scalability-reliability.md`) and the local stack's loopback addresses, so
+`runway worker` with no environment works against `runway stack up`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNWAY_", extra="ignore", frozen=True)
+
+    # -- deployment profile -------------------------------------------------------------------
+    profile: Literal["dev", "production"] = Field(
+        "dev",
+        description="dev: one broker, replication 1. production: replication 3, min.insync 2.",
+    )
+
+    # -- Kafka ----------------------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    app_id: str = Field("ground_truth_join", description="Faust app id = the join's consumer group.")
+    topic_prefix: str = Field("", description="Prefix for every topic name (tests isolate with it).")
+    topic_predictions: str = "predictions"
+    topic_outcomes: str = "outcomes"
+    topic_joined: str = "joined"
+    topic_staleness: str = "staleness"
+    topic_dead_letters: str = "dead-letters"
+    topic_retrain_dlq: str = "retrain-dlq"
+    partitions: int = Field(16, description="Partitions of every Runway topic (seed: 16).")
+    replication_factor: int | None = Field(
+        None, description="Topic replication; unset = the profile's (dev 1, production 3)."
+    )
+    min_insync_replicas: int | None = Field(
+        None, description="min.insync.replicas; unset = the profile's (dev 1, production 2)."
+    )
+    retention_ms: int = Field(7 * DAY_MS, description="Retention of the data topics (seed: 7 days).")
+
+    # -- services -------------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the speed view.")
+    s3_endpoint_url: str | None = Field(
+        "http://127.0.0.1:9000", description="S3 endpoint override (moto/MinIO); empty = AWS."
+    )
+    s3_bucket: str = Field("runway", description="Bucket the local stack creates.")
+    s3_region: str = "us-east-1"
+    aws_access_key_id: str = "runway"
+    aws_secret_access_key: str = "runway-secret"
+    batch_view_uri: str = Field(
+        "var/batch-view", description="Local directory or s3://bucket/prefix for the Parquet view."
+    )
+
+    # -- worker ---------------------------------------------------------------------------------
+    datadir: Path = Field(Path("var/worker"), description="Faust data directory (RocksDB tables).")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, description="Worker web server: /health and /metrics.")
+    rocksdb_block_cache_bytes: int = Field(
+        8 * 1024 * 1024, description="Block cache per partition RocksDB (Faust's default: 2 GiB)."
+    )
+    agents: str = Field(
+        "join,speed_view,batch_view", description="Comma list of agents this worker runs."
+    )
+
+    # -- the join -------------------------------------------------------------------------------
+    label_ttl_ms: int = Field(7 * DAY_MS, description="How long a prediction waits for its label.")
+    label_ttl_overrides_ms: dict[str, int] = Field(
+        default_factory=dict, description='Per-model TTL, JSON: {"model-a": 86400000}.'
+    )
+    early_outcome_ttl_ms: int = Field(
+        7 * DAY_MS, description="How long an outcome waits for its prediction."
+    )
+    done_retention_ms: int = Field(
+        7 * DAY_MS, description="How long a joined or expired pair is kept to spot duplicates."
+    )
+    max_batch_events: int = Field(1000, description="Most events one Kafka record may carry.")
+    max_message_bytes: int = Field(1_000_000, description="Largest record accepted (bytes).")
+    checkpoint_interval_ms: int = Field(
+        1000, description="Flush state, outputs and offsets at least this often."
+    )
+    checkpoint_max_events: int = Field(
+        50_000, description="...or after this many input events, whichever comes first."
+    )
+    wall_clock_expiry_after_ms: int | None = Field(
+        None, description="Idle partition falls back to wall clock after this; unset = label TTL."
+    )
+
+    # -- speed view -----------------------------------------------------------------------------
+    windows: str = Field("1h,24h,7d", description="Sliding windows of the speed view.")
+    speed_view_interval_ms: int = Field(
+        1000, description="At most one Redis write per model per this interval."
+    )
+    redis_key_prefix: str = Field("runway", description="Prefix of every Redis key.")
+
+    # -- batch view -----------------------------------------------------------------------------
+    batch_view_max_rows: int = Field(100_000, description="Flush a Parquet file at this many rows.")
+    batch_view_max_age_s: float = Field(60.0, description="...or when its oldest row is this old.")
+
+    # -- test-only ------------------------------------------------------------------------------
+    max_events_per_s: float | None = Field(
+        None, description="Test-only cap on one worker's input rate (autoscaler tests)."
+    )
+
+    @property
+    def effective_replication_factor(self) -> int:
+        if self.replication_factor is not None:
+            return self.replication_factor
+        return 3 if self.profile == "production" else 1
+
+    @property
+    def effective_min_insync_replicas(self) -> int:
+        if self.min_insync_replicas is not None:
+            return self.min_insync_replicas
+        return 2 if self.profile == "production" else 1
+
+    def topic(self, name: str) -> str:
+        """The full topic name for a logical topic name (`predictions`, ...)."""
+        return self.topic_prefix + getattr(self, f"topic_{name.replace('-', '_')}")
+
+    @property
+    def topic_names(self) -> dict[str, str]:
+        logical = ["predictions", "outcomes", "joined", "staleness", "dead_letters", "retrain_dlq"]
+        return {name: self.topic(name) for name in logical}
+
+    def label_ttl_for(self, model_id: str) -> int:
+        return self.label_ttl_overrides_ms.get(model_id, self.label_ttl_ms)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; callers pass the object on (nothing reads it at import)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
