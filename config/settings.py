@@ -102,6 +102,31 @@ class Settings(BaseSettings):
     batch_view_max_rows: int = Field(100_000, description="Flush a Parquet file at this many rows.")
     batch_view_max_age_s: float = Field(60.0, description="...or when its oldest row is this old.")
 
+    # -- local stack (`runway stack up`) ---------------------------------------------------------
+    stack_dir: Path = Field(
+        Path(".stack"), description="The local stack's one directory: data, logs, pid files."
+    )
+    stack_cache_dir: Path = Field(
+        Path("~/.cache/runway"), description="Kafka's jars are cached here (outside git)."
+    )
+    stack_kafka_version: str = Field("4.1.1", description="Apache Kafka version (Maven Central).")
+    stack_kafka_heap: str = Field("512m", description="-Xmx of each local Kafka JVM.")
+    stack_kafka_port: int = Field(9092, description="Single dev broker's port.")
+    stack_kafka_controller_port: int = Field(9093, description="Single dev broker's controller.")
+    stack_cluster_port: int = Field(
+        9192,
+        description="Three-broker cluster: brokers on this port and the next two, "
+        "their controllers on the three after.",
+    )
+    stack_redis_port: int = Field(6379, description="Local Redis port.")
+    stack_s3_port: int = Field(9000, description="Local S3 (moto server) port.")
+    stack_postgres: bool = Field(True, description="Start PostgreSQL with the local stack.")
+    stack_postgres_port: int = Field(5433, description="Local PostgreSQL port.")
+    stack_up_timeout_s: float = Field(120.0, description="How long `stack up` waits per service.")
+    postgres_url: str = Field(
+        "postgresql://runway@127.0.0.1:5433/runway", description="PostgreSQL (registry, later)."
+    )
+
     # -- test-only ------------------------------------------------------------------------------
     max_events_per_s: float | None = Field(
         None, description="Test-only cap on one worker's input rate (autoscaler tests)."
