@@ -1,0 +1,184 @@
+"""Apache Kafka in KRaft mode, run with `java` from the official jars on Maven Central."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from config.settings import Settings
+from stack import render
+from stack.errors import StackError
+from stack.plan import KafkaCluster, KafkaNode, Layout
+from stack.processes import port_answers, require_program
+from stack.service import Service
+
+
+@dataclass(frozen=True)
+class KafkaRuntime:
+    java: str
+    libs: Path
+
+
+def jars_dir(settings: Settings) -> Path:
+    return settings.stack_cache_dir.expanduser() / f"kafka-{settings.stack_kafka_version}" / "libs"
+
+
+def ensure_jars(settings: Settings) -> Path:
+    """Kafka's jars in the cache directory, fetched with Maven on first use."""
+    libs = jars_dir(settings)
+    if (libs / ".complete").exists():
+        return libs
+    mvn = require_program(
+        "mvn", "install Maven to fetch Kafka's jars (apt-get install maven), or run make deps"
+    )
+    work = libs.parent
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(render.kafka_pom(settings.stack_kafka_version))
+    staging = work / "libs.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
+         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
+        raise StackError(
+            f"Maven could not fetch Kafka {settings.stack_kafka_version}'s jars (Maven Central).",
+            tail,
+        )
+    shutil.rmtree(libs, ignore_errors=True)
+    staging.rename(libs)
+    (libs / ".complete").write_text(settings.stack_kafka_version + "\n")
+    return libs
+
+
+def kafka_runtime(settings: Settings) -> KafkaRuntime:
+    java = require_program("java", "install a JDK 17+ (apt-get install openjdk-17-jre-headless)")
+    return KafkaRuntime(java=java, libs=ensure_jars(settings))
+
+
+def new_cluster_id() -> str:
+    """A Kafka Uuid as `kafka-storage random-uuid` prints it (never starting with '-')."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
+
+
+def cluster_id(layout: Layout, cluster: KafkaCluster) -> str:
+    path = layout.root / "data" / f"{cluster.name}.cluster-id"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = new_cluster_id()
+    path.write_text(value + "\n")
+    return value
+
+
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every refused connection; while polling a starting broker that is noise."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+async def broker_ids(bootstrap: str, timeout_ms: int = 5000) -> set[int]:
+    """The ids of the brokers a metadata request through `bootstrap` returns (empty on error)."""
+    with _quiet_aiokafka():
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+        except Exception:
+            return set()
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+    return {int(broker["node_id"]) for broker in cluster.get("brokers", [])}
+
+
+class KafkaNodeService(Service):
+    stop_grace_s = 30.0
+
+    def __init__(self, settings: Settings, cluster: KafkaCluster, node: KafkaNode) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.node = node
+        self.name = node.name
+        self.address = node.address
+        self.ports = (node.port, node.controller_port)
+        self._runtime: KafkaRuntime | None = None
+
+    def check_prerequisites(self) -> None:
+        self._runtime = kafka_runtime(self.settings)
+
+    @property
+    def runtime(self) -> KafkaRuntime:
+        if self._runtime is None:
+            self._runtime = kafka_runtime(self.settings)
+        return self._runtime
+
+    async def prepare(self, layout: Layout) -> list[str]:
+        data = layout.data_dir(self.name)
+        data.mkdir(parents=True, exist_ok=True)
+        layout.conf_dir.mkdir(parents=True, exist_ok=True)
+        layout.logs_dir.mkdir(parents=True, exist_ok=True)
+        props = layout.conf_file(self.name, ".properties")
+        props.write_text(render.server_properties(self.cluster, self.node, data))
+        log4j2 = layout.conf_file(self.name, "-log4j2.properties")
+        log4j2.write_text(render.log4j2_properties(layout.log_file(self.name)))
+        if not (data / "meta.properties").exists():
+            await self._format(layout, props)
+        return render.kafka_command(
+            self.runtime.java,
+            self.runtime.libs,
+            self.settings.stack_kafka_heap,
+            log4j2,
+            props,
+            layout.logs_dir,
+        )
+
+    async def _format(self, layout: Layout, props: Path) -> None:
+        command = render.storage_format_command(
+            self.runtime.java, self.runtime.libs, cluster_id(layout, self.cluster), props
+        )
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await process.communicate()
+        if process.returncode != 0:
+            raise StackError(
+                f"Kafka's storage format failed for {self.name} "
+                f"(data directory {layout.data_dir(self.name)}).",
+                output.decode(errors="replace")[-3000:],
+            )
+
+    async def ready(self) -> bool:
+        if not port_answers(self.node.port):
+            return False
+        return self.node.node_id in await broker_ids(self.node.address)
+
+    def log_files(self, layout: Layout) -> list[Path]:
+        return [layout.log_file(self.name), layout.out_file(self.name)]
+
+
+def node_services(settings: Settings, cluster: KafkaCluster) -> list[Service]:
+    return [KafkaNodeService(settings, cluster, node) for node in cluster.nodes]
