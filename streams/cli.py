@@ -7,19 +7,16 @@ commands registered here, the one place where the command line meets the wiring.
 from __future__ import annotations
 
 from config.settings import load_settings
+from stack.commands import register as register_stack
 from streams.app import create_app
+from streams.generate_cli import register as register_generate
+from streams.worker import build_worker
 
 
 def main() -> None:
     settings = load_settings()
     app = create_app(settings)
-    from stack.commands import register as register_stack
-
+    build_worker(app, settings)
     register_stack(app, settings)
-    try:
-        from streams.commands import register as register_streams
-    except ImportError:  # pragma: no cover - during bootstrap of the project only
-        pass
-    else:
-        register_streams(app, settings)
+    register_generate(app, settings)
     app.main()

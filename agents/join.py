@@ -1,0 +1,153 @@
+"""The join agent's body: decode, apply the join rules, checkpoint. Thin over `tables.join`.
+
+Events are consumed with acks off and acked by the checkpoint once state, `joined` records and
+dead letters are durable; an exception never acks (FAUST-PITFALLS.md: a raising agent would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streams import codec
+from streams.telemetry import Telemetry
+from tables.checkpoint import CheckpointStore
+from tables.join import JoinEffects, JoinRules
+
+log = logging.getLogger(__name__)
+
+
+class JoinProcessor:
+    def __init__(
+        self,
+        store: CheckpointStore,
+        rules: JoinRules,
+        topics: dict[str, str],
+        limits: codec.Limits,
+        producer: Callable[[], Any],
+        checkpoint_interval_ms: int,
+        checkpoint_max_events: int,
+        idle_wall_clock_after_ms: int,
+        on_models_changed: Callable[[int, set[str]], None],
+        telemetry: Telemetry,
+        wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        max_events_per_s: float | None = None,
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self._kind_of = {topics["predictions"]: "predictions", topics["outcomes"]: "outcomes"}
+        self._joined_topic = topics["joined"]
+        self._dead_letter_topic = topics["dead_letters"]
+        self._limits = limits
+        self._producer = producer
+        self._interval_ms = checkpoint_interval_ms
+        self._max_events = checkpoint_max_events
+        self._idle_after_ms = idle_wall_clock_after_ms
+        self._on_models_changed = on_models_changed
+        self._telemetry = telemetry
+        self._now = wall_clock_ms
+        self._max_rate = max_events_per_s
+        self._lock = asyncio.Lock()
+        self._outputs: list[tuple[str, bytes, bytes]] = []
+        self._joined: list[dict[str, Any]] = []
+        self._models: dict[int, set[str]] = {}
+        self._pending_events = 0
+        self._last_checkpoint_ms = self._now()
+
+    async def process(self, event: Any) -> None:
+        """Handle one Kafka record of predictions or outcomes."""
+        message = event.message
+        async with self._lock:
+            part = self.store.partition(message.partition)
+            if part.already_applied(message.topic, message.offset):
+                part.unacked.append(event)  # already in state: ack with the next checkpoint
+                return
+            kind = self._kind_of[message.topic]
+            good, bad = codec.decode_record(
+                codec.SCHEMAS[kind], message.key, message.value, self._limits
+            )
+            fx = JoinEffects()
+            for item in good:
+                part.stream_time = max(part.stream_time, item["timestamp"])
+                if kind == "predictions":
+                    self.rules.on_prediction(part.txn, item, fx)
+                else:
+                    self.rules.on_outcome(part.txn, item, part.stream_time, fx)
+            for rejected in bad:
+                envelope = codec.dead_letter(
+                    rejected, message.topic, message.partition, message.offset, message.key
+                )
+                self._outputs.append((self._dead_letter_topic, message.key or b"", envelope))
+            self._collect(part.partition, fx)
+            part.mark(message.topic, message.offset)
+            part.unacked.append(event)
+            part.events += len(good) + len(bad)
+            part.last_event_wall_ms = self._now()
+            self._pending_events += len(good) + len(bad)
+            self._telemetry.events(kind, len(good), len(bad))
+        if self._due():
+            await self.checkpoint()
+        if self._max_rate:
+            await asyncio.sleep((len(good) + len(bad)) / self._max_rate)
+
+    async def tick(self) -> None:
+        """Timer: wall-clock fallback for idle partitions, then a checkpoint if one is due."""
+        now = self._now()
+        async with self._lock:
+            for part in self.store.partitions.values():
+                idle = now - part.last_event_wall_ms
+                if part.last_event_wall_ms and idle > self._idle_after_ms:
+                    part.stream_time = max(part.stream_time, now)
+        if now - self._last_checkpoint_ms >= self._interval_ms:
+            await self.checkpoint()
+
+    async def checkpoint(self) -> None:
+        async with self._lock:
+            started = time.perf_counter()
+            for part in self.store.partitions.values():
+                fx = JoinEffects()
+                self.rules.expire(part.txn, part.stream_time, fx)
+                self._collect(part.partition, fx)
+            await self.store.checkpoint(self._send_outputs)
+            self._last_checkpoint_ms = self._now()
+            self._pending_events = 0
+            models, self._models = self._models, {}
+            for partition, changed in models.items():
+                self._on_models_changed(partition, changed)
+            self._telemetry.checkpointed(time.perf_counter() - started)
+
+    async def on_revoked(self, partitions: set[int]) -> None:
+        """Flush what revoked partitions hold, then forget them: their new owner recovers."""
+        await self.checkpoint()
+        async with self._lock:
+            self.store.forget(partitions)
+
+    def _due(self) -> bool:
+        return (
+            self._pending_events >= self._max_events
+            or self.store.pending_changes() >= self._max_events
+            or self._now() - self._last_checkpoint_ms >= self._interval_ms
+        )
+
+    def _collect(self, partition: int, fx: JoinEffects) -> None:
+        if fx.models:
+            self._models.setdefault(partition, set()).update(fx.models)
+        if fx.joined:
+            self._joined.extend(fx.joined)
+            self._telemetry.joined(len(fx.joined))
+
+    async def _send_outputs(self) -> None:
+        outputs, self._outputs = self._outputs, []
+        joined, self._joined = self._joined, []
+        for key, value in codec.encode_batches(
+            joined, self._limits.max_events, lambda e: e["model_id"]
+        ):
+            outputs.append((self._joined_topic, key, value))
+        if not outputs:
+            return
+        producer = self._producer()
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in outputs]
+        await asyncio.gather(*futures)

@@ -1,0 +1,113 @@
+"""The batch view: joined pairs as Parquet, hive-partitioned by date and model_id.
+
+    {RUNWAY_BATCH_VIEW_URI}/date=YYYY-MM-DD/model_id={model}/part-{partition:05d}-{offset:020d}.parquet
+
+`date` is the UTC date of the prediction's `timestamp`; `date` and `model_id` live in the path
+(hive style), the other columns of the joined record in the file, with `features` as JSON text.
+A file is named by the `joined` partition and the *first* offset its rows came from, so a replay
+from that offset overwrites the same objects wherever the next cut falls. Local files are
+written to a temporary name and renamed, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyarrow import fs
+
+SCHEMA = pa.schema(
+    [
+        ("schema_version", pa.int32()),
+        ("prediction_id", pa.string()),
+        ("model_version", pa.string()),
+        ("timestamp", pa.int64()),
+        ("task", pa.string()),
+        ("score", pa.float64()),
+        ("features", pa.string()),
+        ("label", pa.float64()),
+        ("outcome_timestamp", pa.int64()),
+        ("label_delay_ms", pa.int64()),
+    ]
+)
+
+
+def utc_date(timestamp_ms: int) -> str:
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.UTC).date().isoformat()
+
+
+def open_filesystem(
+    uri: str,
+    endpoint_url: str | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    region: str = "us-east-1",
+) -> tuple[fs.FileSystem, str]:
+    """(filesystem, root path) for a local directory or an s3://bucket/prefix URI."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "s3":
+        options: dict[str, Any] = {"region": region}
+        if endpoint_url:
+            endpoint = urlparse(endpoint_url)
+            options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme or "http")
+        if access_key:
+            options.update(access_key=access_key, secret_key=secret_key)
+        return fs.S3FileSystem(**options), f"{parsed.netloc}{parsed.path}".rstrip("/")
+    root = os.path.abspath(uri)
+    os.makedirs(root, exist_ok=True)
+    return fs.LocalFileSystem(), root
+
+
+class ParquetWriter:
+    """Writes one flush (rows of one `joined` partition) as one file per date and model."""
+
+    def __init__(self, filesystem: fs.FileSystem, root: str) -> None:
+        self._fs = filesystem
+        self._root = root
+        self._local = isinstance(filesystem, fs.LocalFileSystem)
+
+    def write(self, partition: int, first_offset: int, rows: Iterable[dict[str, Any]]) -> int:
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in rows:
+            groups.setdefault((utc_date(row["timestamp"]), row["model_id"]), []).append(row)
+        name = f"part-{partition:05d}-{first_offset:020d}.parquet"
+        for (date, model_id), group in groups.items():
+            directory = f"{self._root}/date={date}/model_id={model_id}"
+            self._write_table(directory, name, _table(group))
+        return len(groups)
+
+    def _write_table(self, directory: str, name: str, table: pa.Table) -> None:
+        if not self._local:
+            pq.write_table(table, f"{directory}/{name}", filesystem=self._fs)
+            return
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{directory}/.{name}.{uuid.uuid4().hex}.tmp"
+        pq.write_table(table, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, f"{directory}/{name}")
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
+    columns: dict[str, list[Any]] = {field.name: [] for field in SCHEMA}
+    for row in rows:
+        for name, values in columns.items():
+            value = row.get(name)
+            if name == "features":
+                value = None if value is None else orjson.dumps(value).decode()
+            elif name == "schema_version" and value is None:
+                value = 1
+            values.append(value)
+    return pa.table(columns, schema=SCHEMA)

@@ -1,0 +1,150 @@
+"""The speed view: per-model Redis hashes, overwritten from the join's committed state.
+
+Key layout (prefix `RUNWAY_REDIS_KEY_PREFIX`, default `runway`):
+
+    runway:models                                  set of model ids
+    runway:model:{model_id}                        task, clock, versions, last times, staleness
+    runway:model:{model_id}:window:{w}             all versions, window w (1h, 24h, 7d)
+    runway:model:{model_id}:version:{v}:window:{w} one version, window w
+
+A window hash holds the fields of `tables.aggregates.summarize` (NaN figures are left out),
+`score_histogram` (JSON: bin -> count), `window_start` / `window_end` (epoch ms) and
+`updated_at`. Each write replaces whole hashes inside MULTI, so a replay or a rebuild yields the
+same hashes, and a reader never sees half a model. Writes are coalesced: a model is written at
+most once per `RUNWAY_SPEED_VIEW_INTERVAL_MS`, whatever the input rate. While Redis is down the
+join goes on; the models stay dirty and are rewritten from state when Redis answers again.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from streams.telemetry import Telemetry
+from tables import aggregates, keys
+from tables.windows import Window
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[bytes], Any]
+
+
+def model_view(
+    read: Reader, model_id: str, windows: list[Window], prefix: str
+) -> dict[str, dict[str, str]]:
+    """Every hash of one model, from state. Pure apart from `read`."""
+    info = read(keys.model(model_id))
+    if info is None:
+        return {}
+    base = f"{prefix}:model:{model_id}"
+    clock = info["clock"]
+    hashes: dict[str, dict[str, str]] = {
+        base: _strings(
+            {
+                "model_id": model_id,
+                "task": info["task"],
+                "clock": clock,
+                "versions": orjson.dumps(info["versions"]).decode(),
+                "last_prediction_ts": info["lp"],
+                "last_outcome_ts": info["lo"],
+            }
+        )
+    }
+    levels = [(keys.ALL_VERSIONS, base)] + [
+        (version, f"{base}:version:{version}") for version in info["versions"]
+    ]
+    for version, name in levels:
+        for window in windows:
+            starts = window.bucket_starts(clock)
+            buckets = [read(keys.bucket(model_id, version, window.gran, s)) for s in starts]
+            merged = aggregates.merge(b for b in buckets if b)
+            fields: dict[str, Any] = aggregates.summarize(merged, info["task"])
+            fields["score_histogram"] = orjson.dumps(merged.get("sh", {})).decode()
+            fields["window_start"] = min(starts) if starts else clock
+            fields["window_end"] = clock
+            hashes[f"{name}:window:{window.name}"] = _strings(fields)
+    return hashes
+
+
+def _strings(fields: dict[str, Any]) -> dict[str, str]:
+    return {
+        k: str(v)
+        for k, v in fields.items()
+        if v is not None and not (isinstance(v, float) and math.isnan(v))
+    }
+
+
+class SpeedView:
+    """Sink: `add` marks models dirty, `flush` writes those whose interval has passed."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        reader_for: Callable[[int], Reader | None],
+        windows: list[Window],
+        prefix: str,
+        interval_ms: int,
+        telemetry: Telemetry,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._redis = redis
+        self._reader_for = reader_for
+        self._windows = windows
+        self._prefix = prefix
+        self._interval_ms = interval_ms
+        self._telemetry = telemetry
+        self._now = clock_ms
+        self._dirty: dict[str, int] = {}  # model -> partition
+        self._written_at: dict[str, int] = {}
+        self._failing = False
+
+    def add(self, partition: int, models: set[str]) -> None:
+        for model_id in models:
+            self._dirty[model_id] = partition
+
+    async def flush(self, force: bool = False) -> int:
+        now = self._now()
+        due = [
+            (m, p)
+            for m, p in self._dirty.items()
+            if force or now - self._written_at.get(m, 0) >= self._interval_ms
+        ]
+        if not due:
+            return 0
+        pipe = self._redis.pipeline(transaction=True)
+        written = []
+        for model_id, partition in due:
+            read = self._reader_for(partition)
+            if read is None:  # partition moved to another worker: it writes the model now
+                self._dirty.pop(model_id, None)
+                continue
+            hashes = model_view(read, model_id, self._windows, self._prefix)
+            pipe.sadd(f"{self._prefix}:models", model_id)
+            for name, fields in hashes.items():
+                pipe.delete(name)
+                if fields:
+                    pipe.hset(name, mapping=fields)  # type: ignore[arg-type]
+            written.append(model_id)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._telemetry.speed_view_errors.inc()
+            if not self._failing:
+                log.warning("speed view: Redis unavailable (%s); will rebuild from state", exc)
+            self._failing = True
+            return 0
+        if self._failing:
+            log.warning("speed view: Redis is back; models rewritten from state")
+            self._failing = False
+        for model_id in written:
+            self._dirty.pop(model_id, None)
+            self._written_at[model_id] = now
+        self._telemetry.speed_view_writes.inc(len(written))
+        return len(written)

@@ -1,0 +1,116 @@
+"""Decode a Kafka record into valid events and dead letters. Pure.
+
+A record carries one event (a JSON object) or a batch of events of one model (a JSON array).
+Each event is validated on its own; a bad event becomes a dead letter with its index and its
+neighbours go on. Valid events are returned as the dicts they arrived as (unknown fields kept),
+since the joined record carries the prediction's fields as they are.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from streams.schemas import Outcome, Prediction
+
+Kind = type[BaseModel]
+SCHEMAS: dict[str, Kind] = {"predictions": Prediction, "outcomes": Outcome}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_events: int
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One dead letter: why, and the bytes it concerns (the event's, or the whole record's)."""
+
+    reason: str
+    index: int | None
+    value: bytes
+
+
+def decode_record(
+    schema: Kind, key: bytes | None, value: bytes | None, limits: Limits
+) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    raw = value or b""
+    if not raw:
+        return [], [Rejected("empty message", None, raw)]
+    if len(raw) > limits.max_bytes:
+        return [], [Rejected(f"message of {len(raw)} bytes exceeds {limits.max_bytes}", None, raw)]
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return [], [Rejected(f"malformed JSON: {exc}", None, raw)]
+    if isinstance(body, dict):
+        items, batch = [body], False
+    elif isinstance(body, list):
+        if len(body) > limits.max_events:
+            reason = f"batch of {len(body)} events exceeds {limits.max_events}"
+            return [], [Rejected(reason, None, raw)]
+        items, batch = body, True
+    else:
+        return [], [Rejected("message is neither a JSON object nor an array", None, raw)]
+    model_id = key.decode("utf-8", "replace") if key is not None else None
+    good: list[dict[str, Any]] = []
+    bad: list[Rejected] = []
+    for index, item in enumerate(items):
+        reason = _check(schema, item, model_id)
+        if reason is None:
+            good.append(item)
+        else:
+            bad.append(Rejected(reason, index if batch else None,
+                                orjson.dumps(item) if batch else raw))
+    return good, bad
+
+
+def _check(schema: Kind, item: Any, model_id: str | None) -> str | None:
+    if not isinstance(item, dict):
+        return "event is not a JSON object"
+    try:
+        schema.model_validate(item)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "event"
+        return f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
+    if model_id is not None and item["model_id"] != model_id:
+        return f"key {model_id!r} does not match model_id {item['model_id']!r}"
+    return None
+
+
+def dead_letter(
+    rejected: Rejected, topic: str, partition: int, offset: int, key: bytes | None
+) -> bytes:
+    """The documented dead-letter envelope."""
+    return orjson.dumps(
+        {
+            "reason": rejected.reason,
+            "source_topic": topic,
+            "source_partition": partition,
+            "source_offset": offset,
+            "index": rejected.index,
+            "key": None if key is None else key.decode("utf-8", "replace"),
+            "value_b64": base64.b64encode(rejected.value).decode(),
+        }
+    )
+
+
+def encode_batches(
+    events: list[dict[str, Any]], max_events: int, key_of: Callable[[dict[str, Any]], str]
+) -> list[tuple[bytes, bytes]]:
+    """Group events by model into (key, JSON array) records of at most max_events each."""
+    by_key: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_key.setdefault(key_of(event), []).append(event)
+    records = []
+    for key, group in by_key.items():
+        for start in range(0, len(group), max_events):
+            records.append((key.encode(), orjson.dumps(group[start : start + max_events])))
+    return records

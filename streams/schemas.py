@@ -1,0 +1,82 @@
+"""The message contracts model servers and label sources integrate against.
+
+Field names are fixed by ARCHITECTURE.md ("Public contracts"); changing one needs a new
+`schema_version`. Unknown fields are tolerated (`extra="allow"`) so producers can move first.
+`docs/schemas/*.json` is generated from these models (`runway schemas`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+
+Task = Literal["binary", "regression"]
+Number = StrictInt | float
+FeatureValue = StrictInt | float | str
+NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
+EpochMs = Annotated[StrictInt, Field(ge=0, lt=10**14)]
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True, strict=False)
+
+    schema_version: int = SCHEMA_VERSION
+
+
+class Prediction(_Event):
+    """One model output, published by the model server when it answers."""
+
+    prediction_id: NonEmpty
+    model_id: NonEmpty
+    model_version: NonEmpty
+    timestamp: EpochMs = Field(description="Event time of the prediction, epoch milliseconds.")
+    task: Task
+    score: float = Field(
+        description="Probability of the positive class (binary) or the predicted value."
+    )
+    features: dict[str, FeatureValue] | None = None
+
+    @model_validator(mode="after")
+    def _score_fits_task(self) -> Prediction:
+        if not math.isfinite(self.score):
+            raise ValueError("score must be a finite number")
+        if self.task == "binary" and not 0.0 <= self.score <= 1.0:
+            raise ValueError("binary score must be a probability in [0, 1]")
+        return self
+
+
+class Outcome(_Event):
+    """The ground truth for one prediction, published by a label source when it is known."""
+
+    prediction_id: NonEmpty
+    model_id: NonEmpty
+    timestamp: EpochMs = Field(description="When the label was observed, epoch milliseconds.")
+    label: Number
+
+    @field_validator("label")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if isinstance(value, bool) or not math.isfinite(value):
+            raise ValueError("label must be a finite number")
+        return value
+
+
+class Joined(Prediction):
+    """A prediction with its outcome: the `joined` topic and the batch view's rows."""
+
+    label: Number
+    outcome_timestamp: EpochMs
+    label_delay_ms: StrictInt
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """The documented JSON schemas, by message name."""
+    return {
+        "prediction": Prediction.model_json_schema(),
+        "outcome": Outcome.model_json_schema(),
+        "joined": Joined.model_json_schema(),
+    }

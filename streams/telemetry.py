@@ -1,0 +1,54 @@
+"""Prometheus metrics of a worker, served on its web server's /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Telemetry:
+    """One registry per worker process (tests build several apps in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._events = Counter(
+            "runway_input_events", "Input events by topic kind and result",
+            ["kind", "result"], registry=self.registry,
+        )
+        self._joined = Counter("runway_joined_pairs", "Pairs joined", registry=self.registry)
+        self._checkpoint = Histogram(
+            "runway_checkpoint_seconds", "Time to make a checkpoint durable",
+            registry=self.registry,
+        )
+        self.lag_seconds = Gauge(
+            "runway_worker_lag_seconds", "Wall clock minus event time of the last input event",
+            ["partition"], registry=self.registry,
+        )
+        self.state_keys = Gauge(
+            "runway_state_keys", "Estimated keys in the join state", ["partition"],
+            registry=self.registry,
+        )
+        self.speed_view_writes = Counter(
+            "runway_speed_view_writes", "Model hashes written to Redis", registry=self.registry
+        )
+        self.speed_view_errors = Counter(
+            "runway_speed_view_errors", "Failed speed-view flushes", registry=self.registry
+        )
+        self.batch_view_rows = Counter(
+            "runway_batch_view_rows", "Rows written to Parquet", registry=self.registry
+        )
+        self.batch_view_duplicates = Counter(
+            "runway_batch_view_duplicates", "Replayed pairs dropped by prediction_id",
+            registry=self.registry,
+        )
+
+    def events(self, kind: str, good: int, bad: int) -> None:
+        if good:
+            self._events.labels(kind, "ok").inc(good)
+        if bad:
+            self._events.labels(kind, "dead_letter").inc(bad)
+
+    def joined(self, count: int) -> None:
+        self._joined.inc(count)
+
+    def checkpointed(self, seconds: float) -> None:
+        self._checkpoint.observe(seconds)

@@ -1,0 +1,190 @@
+"""The one place that wires a worker: tables, agents, timers, sinks and web pages.
+
+`runway worker` runs every agent named in `RUNWAY_AGENTS` (join, speed_view, batch_view).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from prometheus_client import generate_latest
+from redis.asyncio import Redis
+
+from agents.batch_view import BatchViewProcessor
+from agents.join import JoinProcessor
+from config.settings import Settings
+from sinks.batch_view import ParquetWriter, open_filesystem
+from sinks.speed_view import SpeedView
+from streams import codec
+from streams.telemetry import Telemetry
+from tables.checkpoint import CheckpointStore
+from tables.join import JoinConfig, JoinRules
+from tables.transaction import PartitionTransaction
+from tables.windows import parse_windows
+
+log = logging.getLogger(__name__)
+
+CHANGELOG_CONFIGS = {"max.message.bytes": str(64 * 1024 * 1024)}
+
+
+def _state_table(app: faust.App, name: str, settings: Settings) -> Any:
+    return app.Table(
+        name,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help=f"Runway {name} state (written by checkpoints, read by recovery)",
+        extra_topic_configs=dict(CHANGELOG_CONFIGS),
+    )
+
+
+def _raw_topic(app: faust.App, *names: str) -> Any:
+    return app.topic(
+        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def _producer(app: faust.App) -> Any:
+    return app.producer._producer  # the started aiokafka producer under Faust's
+
+
+def build_worker(app: faust.App, settings: Settings) -> Telemetry:
+    telemetry = Telemetry()
+    enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
+    windows = parse_windows(settings.windows)
+    topics = settings.topic_names
+    revoke_handlers: list[Any] = []
+
+    join_table = _state_table(app, "join", settings)
+    join_store = CheckpointStore(
+        join_table.changelog_topic.get_topic_name(),
+        join_table.data._db_for_partition,
+        lambda: _producer(app),
+        _unbound_ack,
+    )
+
+    speed_view: SpeedView | None = None
+    if "speed_view" in enabled:
+        redis = Redis.from_url(
+            settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=5
+        )
+
+        def reader_for(partition: int) -> Any:
+            if partition not in join_store.partitions:
+                return None
+            return PartitionTransaction(join_table.data._db_for_partition(partition)).get
+
+        speed_view = SpeedView(
+            redis, reader_for, windows, settings.redis_key_prefix,
+            settings.speed_view_interval_ms, telemetry,
+        )
+
+    if "join" in enabled:
+        rules = JoinRules(
+            JoinConfig(
+                label_ttl_for=settings.label_ttl_for,
+                early_outcome_ttl_ms=settings.early_outcome_ttl_ms,
+                done_retention_ms=settings.done_retention_ms,
+                windows=windows,
+            )
+        )
+        join = JoinProcessor(
+            join_store,
+            rules,
+            topics,
+            codec.Limits(settings.max_batch_events, settings.max_message_bytes),
+            lambda: _producer(app),
+            settings.checkpoint_interval_ms,
+            settings.checkpoint_max_events,
+            settings.wall_clock_expiry_after_ms or settings.label_ttl_ms,
+            speed_view.add if speed_view else (lambda partition, models: None),
+            telemetry,
+            max_events_per_s=settings.max_events_per_s,
+        )
+
+        @app.agent(_raw_topic(app, topics["predictions"], topics["outcomes"]), name="join")
+        async def join_agent(stream: faust.StreamT) -> None:
+            manual = stream.noack()
+            join_store.ack = manual.ack  # type: ignore[method-assign]
+            async for event in manual.events():
+                await join.process(event)
+
+        @app.timer(interval=min(settings.checkpoint_interval_ms / 1000, 1.0) / 2)
+        async def join_tick() -> None:
+            await join.tick()
+
+        revoke_handlers.append((join, {topics["predictions"], topics["outcomes"]}))
+
+    if speed_view is not None:
+        view = speed_view
+
+        @app.timer(interval=settings.speed_view_interval_ms / 1000 / 2)
+        async def speed_view_tick() -> None:
+            await view.flush()
+
+    if "batch_view" in enabled:
+        seen_table = _state_table(app, "batch_view", settings)
+        seen_store = CheckpointStore(
+            seen_table.changelog_topic.get_topic_name(),
+            seen_table.data._db_for_partition,
+            lambda: _producer(app),
+            _unbound_ack,
+        )
+        filesystem, root = open_filesystem(
+            settings.batch_view_uri, settings.s3_endpoint_url, settings.aws_access_key_id,
+            settings.aws_secret_access_key, settings.s3_region,
+        )
+        batch_view = BatchViewProcessor(
+            seen_store,
+            ParquetWriter(filesystem, root),
+            settings.batch_view_max_rows,
+            int(settings.batch_view_max_age_s * 1000),
+            settings.label_ttl_ms + settings.done_retention_ms,
+            telemetry,
+        )
+
+        @app.agent(_raw_topic(app, topics["joined"]), name="batch_view")
+        async def batch_view_agent(stream: faust.StreamT) -> None:
+            manual = stream.noack()
+            seen_store.ack = manual.ack  # type: ignore[method-assign]
+            async for event in manual.events():
+                await batch_view.process(event)
+
+        @app.timer(interval=0.5)
+        async def batch_view_tick() -> None:
+            await batch_view.tick()
+
+        revoke_handlers.append((batch_view, {topics["joined"]}))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        for processor, names in revoke_handlers:
+            await processor.on_revoked({tp.partition for tp in revoked if tp.topic in names})
+
+    started = time.time()
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        return web.json(
+            {
+                "status": "ok",
+                "uptime_s": round(time.time() - started, 1),
+                "agents": sorted(enabled),
+                "join_partitions": sorted(join_store.partitions),
+            }
+        )
+
+    @app.page("/metrics")
+    async def metrics(web: Any, request: Any) -> Any:
+        return web.bytes(
+            generate_latest(telemetry.registry), content_type="text/plain; version=0.0.4"
+        )
+
+    return telemetry
+
+
+async def _unbound_ack(event: Any) -> None:
+    raise RuntimeError("CheckpointStore.ack is bound by its agent when the stream starts")

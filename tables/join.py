@@ -1,0 +1,214 @@
+"""The join's rules: a left interval join of outcomes to predictions on prediction_id. Pure.
+
+Everything works on a `PartitionTransaction` (or anything with get/set/delete/scan), so the rules
+are tested directly with a dict-backed store. A pair moves through these states, stored under
+`keys.pair(prediction_id)`:
+
+    P  prediction waiting for its label until `dl` (its timestamp + the model's label TTL)
+    E  early outcome waiting for its prediction until `dl` (its timestamp + early-outcome TTL)
+    J  joined; kept until `dl` so that duplicates are recognised and counted, not re-joined
+    X  expired unlabeled; an outcome arriving now is "late"
+
+Each state change happens exactly once per pair, and the metric buckets change with it in the
+same transaction, so metrics never count a replayed or duplicated event twice. Every state with a
+deadline has exactly one entry in the expiry index; a sweep reads the index up to the stream
+time and so costs work in proportion to what expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tables import aggregates, keys
+from tables.windows import GRANULARITIES, Window, bucket_retention
+
+
+class State(Protocol):
+    def get(self, key: bytes) -> Any | None: ...
+    def set(self, key: bytes, value: Any) -> None: ...
+    def delete(self, key: bytes) -> None: ...
+    def scan(self, start: bytes, stop: bytes) -> Iterable[tuple[bytes, Any]]: ...
+
+
+@dataclass(frozen=True)
+class JoinConfig:
+    label_ttl_for: Callable[[str], int]
+    early_outcome_ttl_ms: int
+    done_retention_ms: int
+    windows: list[Window]
+
+
+@dataclass
+class JoinEffects:
+    """What one call changed beyond the state: output pairs and models whose view moved."""
+
+    joined: list[dict[str, Any]] = field(default_factory=list)
+    models: set[str] = field(default_factory=set)
+    expired: int = 0
+
+
+class JoinRules:
+    def __init__(self, config: JoinConfig) -> None:
+        self.config = config
+        self._retention = bucket_retention(config.windows)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def on_prediction(self, state: State, pred: dict[str, Any], fx: JoinEffects) -> None:
+        pid_key = keys.pair(pred["prediction_id"])
+        record = state.get(pid_key)
+        model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
+        fx.models.add(model_id)
+        self._touch_model(state, model_id, version, pred["task"], ts, "lp")
+        if record is None:
+            self._bump(state, model_id, version, ts, aggregates.add_prediction, pred["task"],
+                       pred["score"])
+            deadline = ts + self.config.label_ttl_for(model_id)
+            self._put(state, pid_key, {"s": "P", "pred": pred, "dl": deadline})
+        elif record["s"] == "E":
+            self._bump(state, model_id, version, ts, aggregates.add_prediction, pred["task"],
+                       pred["score"])
+            self._unindex(state, pid_key, record["dl"])
+            self._join(state, pid_key, pred, record["out"], fx)
+        else:
+            self._count_duplicate(state, record, "dp", ts)
+
+    def on_outcome(self, state: State, out: dict[str, Any], stream_time: int,
+                   fx: JoinEffects) -> None:
+        pid_key = keys.pair(out["prediction_id"])
+        record = state.get(pid_key)
+        fx.models.add(out["model_id"])
+        if record is None:
+            deadline = out["timestamp"] + self.config.early_outcome_ttl_ms
+            self._put(state, pid_key, {"s": "E", "out": out, "dl": deadline})
+            return
+        kind = record["s"]
+        if kind == "P" and record["dl"] <= stream_time:
+            self._expire_pending(state, pid_key, record)
+            record = state.get(pid_key)
+            kind = "X"
+        if kind == "P":
+            self._unindex(state, pid_key, record["dl"])
+            self._join(state, pid_key, record["pred"], out, fx)
+        elif kind == "E":
+            self._count(state, out["model_id"], None, out["timestamp"], "do")
+        elif kind == "J":
+            self._count_duplicate(state, record, "do", out["timestamp"])
+        else:
+            self._count(state, record["m"], record["v"], record["t"], "late")
+
+    # -- expiry ----------------------------------------------------------------------------------
+    def expire(self, state: State, upto_ms: int, fx: JoinEffects) -> None:
+        """Apply every deadline <= upto_ms (the partition's stream time)."""
+        due = list(state.scan(keys.EXPIRY, keys.expiry_bound(upto_ms)))
+        for index_key, _ in due:
+            deadline, target = keys.split_expiry(index_key)
+            state.delete(index_key)
+            fx.expired += 1
+            if target.startswith(keys.PAIR):
+                self._expire_pair(state, target, deadline, fx)
+            elif target.startswith(keys.BUCKET):
+                self._expire_bucket(state, target, deadline, upto_ms)
+
+    def _expire_pair(self, state: State, key: bytes, deadline: int, fx: JoinEffects) -> None:
+        record = state.get(key)
+        if record is None or record["dl"] != deadline:
+            return  # stale index entry: the pair moved on
+        if record["s"] == "P":
+            fx.models.add(record["pred"]["model_id"])
+            self._expire_pending(state, key, record, indexed=False)
+        elif record["s"] == "E":
+            out = record["out"]
+            fx.models.add(out["model_id"])
+            self._count(state, out["model_id"], None, out["timestamp"], "orph")
+            state.delete(key)
+        else:
+            state.delete(key)
+
+    def _expire_bucket(self, state: State, key: bytes, deadline: int, upto_ms: int) -> None:
+        model_id, _, gran, start = keys.split_bucket(key)
+        info = state.get(keys.model(model_id))
+        clock = info["clock"] if info else upto_ms
+        if clock < deadline:
+            # The model's own clock lags the partition's: its windows still need the bucket.
+            state.set(keys.expiry(upto_ms + (deadline - clock), key), 1)
+            return
+        state.delete(key)
+
+    def _expire_pending(self, state: State, key: bytes, record: dict[str, Any],
+                        indexed: bool = True) -> None:
+        pred = record["pred"]
+        if indexed:
+            self._unindex(state, key, record["dl"])
+        self._count(state, pred["model_id"], pred["model_version"], pred["timestamp"], "exp")
+        done = {"s": "X", "t": pred["timestamp"], "m": pred["model_id"],
+                "v": pred["model_version"], "dl": record["dl"] + self.config.done_retention_ms}
+        self._put(state, key, done)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _join(self, state: State, key: bytes, pred: dict[str, Any], out: dict[str, Any],
+              fx: JoinEffects) -> None:
+        model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
+        delay = out["timestamp"] - ts
+        self._bump(state, model_id, version, ts, aggregates.add_label, pred["task"],
+                   pred["score"], out["label"], delay)
+        self._touch_model(state, model_id, version, pred["task"], out["timestamp"], "lo")
+        deadline = ts + self.config.label_ttl_for(model_id) + self.config.done_retention_ms
+        self._put(state, key, {"s": "J", "t": ts, "m": model_id, "v": version, "dl": deadline})
+        fx.joined.append(
+            {**pred, "label": out["label"], "outcome_timestamp": out["timestamp"],
+             "label_delay_ms": delay}
+        )
+
+    def _put(self, state: State, key: bytes, record: dict[str, Any]) -> None:
+        state.set(key, record)
+        state.set(keys.expiry(record["dl"], key), 1)
+
+    def _unindex(self, state: State, key: bytes, deadline: int) -> None:
+        state.delete(keys.expiry(deadline, key))
+
+    def _count_duplicate(self, state: State, record: dict[str, Any], field_: str,
+                         fallback_ts: int) -> None:
+        if record["s"] == "P":
+            pred = record["pred"]
+            self._count(state, pred["model_id"], pred["model_version"], pred["timestamp"], field_)
+        elif record["s"] in ("J", "X"):
+            self._count(state, record["m"], record["v"], record["t"], field_)
+        else:
+            self._count(state, record["out"]["model_id"], None, fallback_ts, field_)
+
+    def _count(self, state: State, model_id: str, version: str | None, ts: int,
+               field_: str) -> None:
+        def inc(agg: dict[str, Any]) -> None:
+            agg[field_] = agg.get(field_, 0) + 1
+
+        self._bump(state, model_id, version, ts, inc)
+
+    def _bump(self, state: State, model_id: str, version: str | None, ts: int,
+              update: Callable[..., None], *args: Any) -> None:
+        versions = (keys.ALL_VERSIONS,) if version is None else (keys.ALL_VERSIONS, version)
+        for gran, retention in self._retention.items():
+            size = GRANULARITIES[gran]
+            start = ts // size * size
+            for ver in versions:
+                key = keys.bucket(model_id, ver, gran, start)
+                agg = state.get(key)
+                if agg is None:
+                    agg = {}
+                    state.set(keys.expiry(start + size + retention, key), 1)
+                update(agg, *args)
+                state.set(key, agg)
+
+    def _touch_model(self, state: State, model_id: str, version: str, task: str, ts: int,
+                     last_field: str) -> None:
+        key = keys.model(model_id)
+        info = state.get(key)
+        if info is None:
+            info = {"task": task, "clock": ts, "versions": [], "lp": None, "lo": None}
+        if version not in info["versions"]:
+            info["versions"].append(version)
+        info["task"] = task
+        info["clock"] = max(info["clock"], ts)
+        info[last_field] = ts if info[last_field] is None else max(info[last_field], ts)
+        state.set(key, info)
