@@ -62,8 +62,9 @@ class BatchViewProcessor:
             try:
                 body = orjson.loads(message.value)
             except orjson.JSONDecodeError:
-                log.error("joined record at %s:%s is not JSON; skipped", message.partition,
-                          message.offset)
+                log.error(
+                    "joined record at %s:%s is not JSON; skipped", message.partition, message.offset
+                )
                 return
             for row in body if isinstance(body, list) else [body]:
                 part.stream_time = max(part.stream_time, row["outcome_timestamp"])
@@ -74,9 +75,7 @@ class BatchViewProcessor:
                     continue
                 buffer = self._buffers.get(message.partition)
                 if buffer is None:
-                    buffer = self._buffers[message.partition] = _Buffer(
-                        message.offset, self._now()
-                    )
+                    buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
                 buffer.rows.append(row)
             full = any(len(b.rows) >= self._max_rows for b in self._buffers.values())
         if full:

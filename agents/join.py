@@ -30,6 +30,7 @@ class JoinProcessor:
         producer: Callable[[], Any],
         checkpoint_interval_ms: int,
         checkpoint_max_events: int,
+        checkpoint_max_keys: int,
         idle_wall_clock_after_ms: int,
         on_models_changed: Callable[[int, set[str]], None],
         telemetry: Telemetry,
@@ -45,6 +46,7 @@ class JoinProcessor:
         self._producer = producer
         self._interval_ms = checkpoint_interval_ms
         self._max_events = checkpoint_max_events
+        self._max_keys = checkpoint_max_keys
         self._idle_after_ms = idle_wall_clock_after_ms
         self._on_models_changed = on_models_changed
         self._telemetry = telemetry
@@ -128,7 +130,7 @@ class JoinProcessor:
     def _due(self) -> bool:
         return (
             self._pending_events >= self._max_events
-            or self.store.pending_changes() >= self._max_events
+            or self.store.pending_changes() >= self._max_keys
             or self._now() - self._last_checkpoint_ms >= self._interval_ms
         )
 

@@ -27,8 +27,12 @@ class Settings(BaseSettings):
 
     # -- Kafka ----------------------------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
-    app_id: str = Field("ground_truth_join", description="Faust app id = the join's consumer group.")
-    topic_prefix: str = Field("", description="Prefix for every topic name (tests isolate with it).")
+    app_id: str = Field(
+        "ground_truth_join", description="Faust app id = the join's consumer group."
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix for every topic name (tests isolate with it)."
+    )
     topic_predictions: str = "predictions"
     topic_outcomes: str = "outcomes"
     topic_joined: str = "joined"
@@ -42,7 +46,9 @@ class Settings(BaseSettings):
     min_insync_replicas: int | None = Field(
         None, description="min.insync.replicas; unset = the profile's (dev 1, production 2)."
     )
-    retention_ms: int = Field(7 * DAY_MS, description="Retention of the data topics (seed: 7 days).")
+    retention_ms: int = Field(
+        7 * DAY_MS, description="Retention of the data topics (seed: 7 days)."
+    )
 
     # -- services -------------------------------------------------------------------------------
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the speed view.")
@@ -86,6 +92,9 @@ class Settings(BaseSettings):
     )
     checkpoint_max_events: int = Field(
         50_000, description="...or after this many input events, whichever comes first."
+    )
+    checkpoint_max_keys: int = Field(
+        20_000, description="...or when one partition has this many changed keys."
     )
     wall_clock_expiry_after_ms: int | None = Field(
         None, description="Idle partition falls back to wall clock after this; unset = label TTL."

@@ -6,6 +6,8 @@ import faust
 
 from config.settings import Settings
 
+CHANGELOG_BATCH_BYTES = 32 * 1024 * 1024
+
 
 def create_app(settings: Settings) -> faust.App:
     app = faust.App(
@@ -18,10 +20,12 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.web_host,
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.effective_replication_factor,
-        topic_allow_declare=False,
         producer_acks=-1,
         producer_linger_ms=5,
-        producer_max_batch_size=1_048_576,
+        # A checkpoint's changelog for one partition must fit ONE record batch (atomic append).
+        producer_max_batch_size=CHANGELOG_BATCH_BYTES,
+        producer_max_request_size=CHANGELOG_BATCH_BYTES + 1_048_576,
+        consumer_max_fetch_size=4 * 1_048_576,
         rocksdb_options={"block_cache_size": settings.rocksdb_block_cache_bytes},
         autodiscover=False,
     )

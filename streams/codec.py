@@ -66,8 +66,9 @@ def decode_record(
         if reason is None:
             good.append(item)
         else:
-            bad.append(Rejected(reason, index if batch else None,
-                                orjson.dumps(item) if batch else raw))
+            bad.append(
+                Rejected(reason, index if batch else None, orjson.dumps(item) if batch else raw)
+            )
     return good, bad
 
 

@@ -11,20 +11,27 @@ class Telemetry:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self._events = Counter(
-            "runway_input_events", "Input events by topic kind and result",
-            ["kind", "result"], registry=self.registry,
+            "runway_input_events",
+            "Input events by topic kind and result",
+            ["kind", "result"],
+            registry=self.registry,
         )
         self._joined = Counter("runway_joined_pairs", "Pairs joined", registry=self.registry)
         self._checkpoint = Histogram(
-            "runway_checkpoint_seconds", "Time to make a checkpoint durable",
+            "runway_checkpoint_seconds",
+            "Time to make a checkpoint durable",
             registry=self.registry,
         )
         self.lag_seconds = Gauge(
-            "runway_worker_lag_seconds", "Wall clock minus event time of the last input event",
-            ["partition"], registry=self.registry,
+            "runway_worker_lag_seconds",
+            "Wall clock minus event time of the last input event",
+            ["partition"],
+            registry=self.registry,
         )
         self.state_keys = Gauge(
-            "runway_state_keys", "Estimated keys in the join state", ["partition"],
+            "runway_state_keys",
+            "Estimated keys in the join state",
+            ["partition"],
             registry=self.registry,
         )
         self.speed_view_writes = Counter(
@@ -37,7 +44,8 @@ class Telemetry:
             "runway_batch_view_rows", "Rows written to Parquet", registry=self.registry
         )
         self.batch_view_duplicates = Counter(
-            "runway_batch_view_duplicates", "Replayed pairs dropped by prediction_id",
+            "runway_batch_view_duplicates",
+            "Replayed pairs dropped by prediction_id",
             registry=self.registry,
         )
 

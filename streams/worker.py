@@ -19,6 +19,7 @@ from config.settings import Settings
 from sinks.batch_view import ParquetWriter, open_filesystem
 from sinks.speed_view import SpeedView
 from streams import codec
+from streams.app import CHANGELOG_BATCH_BYTES
 from streams.telemetry import Telemetry
 from tables.checkpoint import CheckpointStore
 from tables.join import JoinConfig, JoinRules
@@ -27,7 +28,7 @@ from tables.windows import parse_windows
 
 log = logging.getLogger(__name__)
 
-CHANGELOG_CONFIGS = {"max.message.bytes": str(64 * 1024 * 1024)}
+CHANGELOG_CONFIGS = {"max.message.bytes": str(CHANGELOG_BATCH_BYTES + 1_048_576)}
 
 
 def _state_table(app: faust.App, name: str, settings: Settings) -> Any:
@@ -78,8 +79,12 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             return PartitionTransaction(join_table.data._db_for_partition(partition)).get
 
         speed_view = SpeedView(
-            redis, reader_for, windows, settings.redis_key_prefix,
-            settings.speed_view_interval_ms, telemetry,
+            redis,
+            reader_for,
+            windows,
+            settings.redis_key_prefix,
+            settings.speed_view_interval_ms,
+            telemetry,
         )
 
     if "join" in enabled:
@@ -99,6 +104,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             lambda: _producer(app),
             settings.checkpoint_interval_ms,
             settings.checkpoint_max_events,
+            settings.checkpoint_max_keys,
             settings.wall_clock_expiry_after_ms or settings.label_ttl_ms,
             speed_view.add if speed_view else (lambda partition, models: None),
             telemetry,
@@ -134,8 +140,11 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             _unbound_ack,
         )
         filesystem, root = open_filesystem(
-            settings.batch_view_uri, settings.s3_endpoint_url, settings.aws_access_key_id,
-            settings.aws_secret_access_key, settings.s3_region,
+            settings.batch_view_uri,
+            settings.s3_endpoint_url,
+            settings.aws_access_key_id,
+            settings.aws_secret_access_key,
+            settings.s3_region,
         )
         batch_view = BatchViewProcessor(
             seen_store,

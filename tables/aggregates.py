@@ -29,7 +29,22 @@ EPS = 1e-15
 _LOG_DELAY = math.log(DELAY_RATIO)
 _LOG_VALUE = math.log(VALUE_RATIO)
 
-COUNTERS = ("n", "lab", "exp", "dp", "do", "late", "orph", "cor", "pos", "ll", "br", "ae", "se", "e")
+COUNTERS = (
+    "n",
+    "lab",
+    "exp",
+    "dp",
+    "do",
+    "late",
+    "orph",
+    "cor",
+    "pos",
+    "ll",
+    "br",
+    "ae",
+    "se",
+    "e",
+)
 HISTOGRAMS = ("sh", "shp", "shn", "dh")
 
 
@@ -60,9 +75,7 @@ def add_prediction(agg: dict[str, Any], task: str, score: float) -> None:
     _inc_hist(agg, "sh", score_bin(task, score))
 
 
-def add_label(
-    agg: dict[str, Any], task: str, score: float, label: float, delay_ms: int
-) -> None:
+def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_ms: int) -> None:
     _inc(agg, "lab")
     _inc_hist(agg, "dh", delay_bin(delay_ms))
     if task == "binary":

@@ -121,7 +121,9 @@ class CheckpointStore:
                         f"{len(changes)} changes of partition {part.partition} exceed one "
                         "record batch; lower RUNWAY_CHECKPOINT_MAX_EVENTS"
                     )
-            future = await producer.send_batch(batch, self.changelog_topic, partition=part.partition)
+            future = await producer.send_batch(
+                batch, self.changelog_topic, partition=part.partition
+            )
             sends.append((part, changes, future))
         acked = 0
         for part, changes, future in sends:

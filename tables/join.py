@@ -62,20 +62,23 @@ class JoinRules:
         fx.models.add(model_id)
         self._touch_model(state, model_id, version, pred["task"], ts, "lp")
         if record is None:
-            self._bump(state, model_id, version, ts, aggregates.add_prediction, pred["task"],
-                       pred["score"])
+            self._bump(
+                state, model_id, version, ts, aggregates.add_prediction, pred["task"], pred["score"]
+            )
             deadline = ts + self.config.label_ttl_for(model_id)
             self._put(state, pid_key, {"s": "P", "pred": pred, "dl": deadline})
         elif record["s"] == "E":
-            self._bump(state, model_id, version, ts, aggregates.add_prediction, pred["task"],
-                       pred["score"])
+            self._bump(
+                state, model_id, version, ts, aggregates.add_prediction, pred["task"], pred["score"]
+            )
             self._unindex(state, pid_key, record["dl"])
             self._join(state, pid_key, pred, record["out"], fx)
         else:
             self._count_duplicate(state, record, "dp", ts)
 
-    def on_outcome(self, state: State, out: dict[str, Any], stream_time: int,
-                   fx: JoinEffects) -> None:
+    def on_outcome(
+        self, state: State, out: dict[str, Any], stream_time: int, fx: JoinEffects
+    ) -> None:
         pid_key = keys.pair(out["prediction_id"])
         record = state.get(pid_key)
         fx.models.add(out["model_id"])
@@ -136,29 +139,49 @@ class JoinRules:
             return
         state.delete(key)
 
-    def _expire_pending(self, state: State, key: bytes, record: dict[str, Any],
-                        indexed: bool = True) -> None:
+    def _expire_pending(
+        self, state: State, key: bytes, record: dict[str, Any], indexed: bool = True
+    ) -> None:
         pred = record["pred"]
         if indexed:
             self._unindex(state, key, record["dl"])
         self._count(state, pred["model_id"], pred["model_version"], pred["timestamp"], "exp")
-        done = {"s": "X", "t": pred["timestamp"], "m": pred["model_id"],
-                "v": pred["model_version"], "dl": record["dl"] + self.config.done_retention_ms}
+        done = {
+            "s": "X",
+            "t": pred["timestamp"],
+            "m": pred["model_id"],
+            "v": pred["model_version"],
+            "dl": record["dl"] + self.config.done_retention_ms,
+        }
         self._put(state, key, done)
 
     # -- helpers ---------------------------------------------------------------------------------
-    def _join(self, state: State, key: bytes, pred: dict[str, Any], out: dict[str, Any],
-              fx: JoinEffects) -> None:
+    def _join(
+        self, state: State, key: bytes, pred: dict[str, Any], out: dict[str, Any], fx: JoinEffects
+    ) -> None:
         model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
         delay = out["timestamp"] - ts
-        self._bump(state, model_id, version, ts, aggregates.add_label, pred["task"],
-                   pred["score"], out["label"], delay)
+        self._bump(
+            state,
+            model_id,
+            version,
+            ts,
+            aggregates.add_label,
+            pred["task"],
+            pred["score"],
+            out["label"],
+            delay,
+        )
         self._touch_model(state, model_id, version, pred["task"], out["timestamp"], "lo")
         deadline = ts + self.config.label_ttl_for(model_id) + self.config.done_retention_ms
         self._put(state, key, {"s": "J", "t": ts, "m": model_id, "v": version, "dl": deadline})
         fx.joined.append(
-            {**pred, "label": out["label"], "outcome_timestamp": out["timestamp"],
-             "label_delay_ms": delay}
+            {
+                **pred,
+                "label": out["label"],
+                "outcome_timestamp": out["timestamp"],
+                "label_delay_ms": delay,
+            }
         )
 
     def _put(self, state: State, key: bytes, record: dict[str, Any]) -> None:
@@ -168,8 +191,9 @@ class JoinRules:
     def _unindex(self, state: State, key: bytes, deadline: int) -> None:
         state.delete(keys.expiry(deadline, key))
 
-    def _count_duplicate(self, state: State, record: dict[str, Any], field_: str,
-                         fallback_ts: int) -> None:
+    def _count_duplicate(
+        self, state: State, record: dict[str, Any], field_: str, fallback_ts: int
+    ) -> None:
         if record["s"] == "P":
             pred = record["pred"]
             self._count(state, pred["model_id"], pred["model_version"], pred["timestamp"], field_)
@@ -178,15 +202,23 @@ class JoinRules:
         else:
             self._count(state, record["out"]["model_id"], None, fallback_ts, field_)
 
-    def _count(self, state: State, model_id: str, version: str | None, ts: int,
-               field_: str) -> None:
+    def _count(
+        self, state: State, model_id: str, version: str | None, ts: int, field_: str
+    ) -> None:
         def inc(agg: dict[str, Any]) -> None:
             agg[field_] = agg.get(field_, 0) + 1
 
         self._bump(state, model_id, version, ts, inc)
 
-    def _bump(self, state: State, model_id: str, version: str | None, ts: int,
-              update: Callable[..., None], *args: Any) -> None:
+    def _bump(
+        self,
+        state: State,
+        model_id: str,
+        version: str | None,
+        ts: int,
+        update: Callable[..., None],
+        *args: Any,
+    ) -> None:
         versions = (keys.ALL_VERSIONS,) if version is None else (keys.ALL_VERSIONS, version)
         for gran, retention in self._retention.items():
             size = GRANULARITIES[gran]
@@ -200,8 +232,9 @@ class JoinRules:
                 update(agg, *args)
                 state.set(key, agg)
 
-    def _touch_model(self, state: State, model_id: str, version: str, task: str, ts: int,
-                     last_field: str) -> None:
+    def _touch_model(
+        self, state: State, model_id: str, version: str, task: str, ts: int, last_field: str
+    ) -> None:
         key = keys.model(model_id)
         info = state.get(key)
         if info is None:

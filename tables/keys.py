@@ -1,12 +1,12 @@
 """Key layout of the join's state table (one RocksDB per partition, one changelog).
 
-    p<prediction_id>                          the pair: pending, early outcome, joined or expired
-    x<deadline:8 BE><target key>              expiry index: ordered by deadline, so a sweep
-                                              reads only what expires
-    b<model>\\0<version>\\0<gran><start:8 BE>  metric bucket (gran m = minute, h = hour);
-                                              version ALL_VERSIONS aggregates every version
-    m<model>                                  model record: task, clock, versions, last times
-    \\0ckpt                                    checkpoint marker: input offsets applied, stream time
+p<prediction_id>                          the pair: pending, early outcome, joined or expired
+x<deadline:8 BE><target key>              expiry index: ordered by deadline, so a sweep
+                                          reads only what expires
+b<model>\\0<version>\\0<gran><start:8 BE>  metric bucket (gran m = minute, h = hour);
+                                          version ALL_VERSIONS aggregates every version
+m<model>                                  model record: task, clock, versions, last times
+\\0ckpt                                    checkpoint marker: input offsets applied, stream time
 """
 
 from __future__ import annotations
