@@ -40,6 +40,7 @@ class JoinProcessor:
         self.store = store
         self.rules = rules
         self._kind_of = {topics["predictions"]: "predictions", topics["outcomes"]: "outcomes"}
+        self._inputs = (topics["predictions"], topics["outcomes"])
         self._joined_topic = topics["joined"]
         self._dead_letter_topic = topics["dead_letters"]
         self._limits = limits
@@ -72,8 +73,11 @@ class JoinProcessor:
                 codec.SCHEMAS[kind], message.key, message.value, self._limits
             )
             fx = JoinEffects()
+            side = part.sides.get(message.topic, 0)
             for item in good:
-                part.stream_time = max(part.stream_time, item["timestamp"])
+                side = max(side, item["timestamp"])
+                part.sides[message.topic] = side
+                part.stream_time = self._watermark(part.sides)
                 if kind == "predictions":
                     self.rules.on_prediction(part.txn, item, fx)
                 else:
@@ -87,7 +91,10 @@ class JoinProcessor:
             part.mark(message.topic, message.offset)
             part.unacked.append(event)
             part.events += len(good) + len(bad)
-            part.last_event_wall_ms = self._now()
+            now = self._now()
+            for topic in self._inputs:  # a side never heard from starts its idle clock now
+                part.last_wall_ms.setdefault(topic, now)
+            part.last_wall_ms[message.topic] = now
             self._pending_events += len(good) + len(bad)
             self._telemetry.events(kind, len(good), len(bad))
         if self._due():
@@ -96,13 +103,14 @@ class JoinProcessor:
             await asyncio.sleep((len(good) + len(bad)) / self._max_rate)
 
     async def tick(self) -> None:
-        """Timer: wall-clock fallback for idle partitions, then a checkpoint if one is due."""
+        """Timer: wall-clock fallback for idle inputs, then a checkpoint if one is due."""
         now = self._now()
         async with self._lock:
             for part in self.store.partitions.values():
-                idle = now - part.last_event_wall_ms
-                if part.last_event_wall_ms and idle > self._idle_after_ms:
-                    part.stream_time = max(part.stream_time, now)
+                for topic, last in part.last_wall_ms.items():
+                    if now - last > self._idle_after_ms:
+                        part.sides[topic] = max(part.sides.get(topic, 0), now)
+                part.stream_time = self._watermark(part.sides)
         if now - self._last_checkpoint_ms >= self._interval_ms:
             await self.checkpoint()
 
@@ -126,6 +134,15 @@ class JoinProcessor:
         await self.checkpoint()
         async with self._lock:
             self.store.forget(partitions)
+
+    def _watermark(self, sides: dict[str, int]) -> int:
+        """The partition's stream time: the least advanced of its two inputs.
+
+        A pending prediction may expire only once the outcomes have moved past its deadline
+        (and an early outcome once the predictions have), so under a backlog where one topic
+        is consumed far ahead of the other, nothing expires that could still be joined.
+        """
+        return min(sides.get(topic, 0) for topic in self._inputs)
 
     def _due(self) -> bool:
         return (

@@ -40,8 +40,9 @@ class PartitionState:
     txn: PartitionTransaction
     applied: dict[str, int]
     stream_time: int
+    sides: dict[str, int] = field(default_factory=dict)  # input topic -> highest event time
     unacked: list[Any] = field(default_factory=list)  # faust events to ack once durable
-    last_event_wall_ms: int = 0
+    last_wall_ms: dict[str, int] = field(default_factory=dict)  # input topic -> last arrival
     events: int = 0
 
     def already_applied(self, topic: str, offset: int) -> bool:
@@ -77,9 +78,13 @@ class CheckpointStore:
         if state is None:
             db = self._db_for(partition)
             raw = db.get(keys.MARKER)
-            marker = orjson.loads(raw) if raw is not None else {"applied": {}, "st": 0}
+            marker = orjson.loads(raw) if raw is not None else {}
             state = PartitionState(
-                partition, PartitionTransaction(db), dict(marker["applied"]), marker["st"]
+                partition,
+                PartitionTransaction(db),
+                dict(marker.get("applied", {})),
+                marker.get("st", 0),
+                dict(marker.get("sides", {})),
             )
             self.partitions[partition] = state
         return state
@@ -109,7 +114,8 @@ class CheckpointStore:
         producer = self._producer()
         sends = []
         for part in dirty:
-            part.txn.set(keys.MARKER, {"applied": part.applied, "st": part.stream_time})
+            marker = {"applied": part.applied, "st": part.stream_time, "sides": part.sides}
+            part.txn.set(keys.MARKER, marker)
             changes = [
                 (key, None if value is None else orjson.dumps(value))
                 for key, value in part.txn.changes()
