@@ -68,23 +68,25 @@ async def _start(service: Service, layout: Layout) -> None:
 
 async def _wait_ready(service: Service, layout: Layout, timeout_s: float) -> None:
     pid_file = layout.pid_file(service.name)
+    state = {"alive": True, "ready": False}
 
     async def answered_or_died() -> bool:
-        return processes.running(pid_file) is None or await service.ready()
+        state["alive"] = processes.running(pid_file) is not None
+        state["ready"] = state["alive"] and await service.ready()
+        return state["ready"] or not state["alive"]
 
     await wait_until(answered_or_died, Deadline(timeout_s), interval=0.25)
-    if processes.running(pid_file) is None:
-        log, tail = _log_hint(service, layout)
+    if state["ready"]:
+        return
+    log, tail = _log_hint(service, layout)
+    if not state["alive"]:
         raise StackError(
             f"{service.name} exited before answering on {service.address}; see {log}.", tail
         )
-    if not await service.ready():
-        log, tail = _log_hint(service, layout)
-        raise StackError(
-            f"{service.name} did not answer on {service.address} within {timeout_s:.0f}s; "
-            f"see {log}.",
-            tail,
-        )
+    raise StackError(
+        f"{service.name} did not answer on {service.address} within {timeout_s:.0f}s; see {log}.",
+        tail,
+    )
 
 
 async def start_services(settings: Settings, chosen: Sequence[Service]) -> None:
@@ -130,15 +132,22 @@ def stop_service(settings: Settings, name: str) -> int | None:
     return processes.stop(Layout.of(settings).pid_file(name), sig, grace)
 
 
-def down(settings: Settings) -> list[tuple[str, int]]:
-    """Stop every process with a pid file in the stack dir; (name, pid) of those stopped."""
-    run_dir = Layout.of(settings).run_dir
-    names = sorted(path.stem for path in run_dir.glob("*.pid")) if run_dir.exists() else []
+def stop_services(settings: Settings, names: Sequence[str]) -> list[tuple[str, int]]:
+    """Stop these services at once (a KRaft quorum stopped one by one loses its majority and
+    the last node hangs in controlled shutdown); (name, pid) of those that were running."""
+    names = sorted(names)
     if not names:
         return []
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         pids = list(pool.map(lambda name: stop_service(settings, name), names))
     return [(name, pid) for name, pid in zip(names, pids, strict=True) if pid is not None]
+
+
+def down(settings: Settings) -> list[tuple[str, int]]:
+    """Stop every process with a pid file in the stack dir; (name, pid) of those stopped."""
+    run_dir = Layout.of(settings).run_dir
+    names = [path.stem for path in run_dir.glob("*.pid")] if run_dir.exists() else []
+    return stop_services(settings, names)
 
 
 async def status(settings: Settings) -> list[ServiceStatus]:

@@ -20,7 +20,7 @@ from rich.table import Table
 from config.settings import Settings
 from stack import api
 from stack.errors import StackError, TopicMismatch
-from stack.topics import ensure_topics
+from stack.topics import create_topics
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ def register(app: faust.App, settings: Settings) -> None:
     async def topics(self: object, action: str) -> None:
         """Create Runway's topics (partitions, replication, retention from settings)."""
         del action
-        created = await _guard(ensure_topics(settings))
+        created = await _guard(create_topics(settings))
         for name in settings.topic_names.values():
             state = "created" if name in created else "exists"
             print(f"{name}: {state} ({settings.partitions} partitions)")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.client import AIOKafkaClient
 
 from config.settings import Settings
 from stack import render
@@ -101,18 +101,18 @@ def _quiet_aiokafka() -> Iterator[None]:
 
 
 async def broker_ids(bootstrap: str, timeout_ms: int = 5000) -> set[int]:
-    """The ids of the brokers a metadata request through `bootstrap` returns (empty on error)."""
+    """The ids of the live brokers in the metadata of the first bootstrap server that answers
+    (empty on error). Only the bootstrap request is made, so a starting node answers for itself."""
     with _quiet_aiokafka():
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
         try:
-            await admin.start()
-            cluster = await admin.describe_cluster()
+            await client.bootstrap()
+            return {int(broker.nodeId) for broker in client.cluster.brokers()}
         except Exception:
             return set()
         finally:
             with contextlib.suppress(Exception):
-                await admin.close()
-    return {int(broker["node_id"]) for broker in cluster.get("brokers", [])}
+                await client.close()
 
 
 class KafkaNodeService(Service):

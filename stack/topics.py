@@ -42,7 +42,20 @@ async def _all_led(admin: AIOKafkaAdminClient, names: list[str]) -> bool:
     )
 
 
-async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
+def _check_partitions(settings: Settings, existing: dict[str, int]) -> None:
+    for name in settings.topic_names.values():
+        actual = existing.get(name)
+        if actual is not None and actual != settings.partitions:
+            raise TopicMismatch(name, settings.partitions, actual)
+
+
+async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> None:
+    """Make sure Runway's topics exist with the configured partitions, all partitions led.
+    Raises TopicMismatch when one exists with another partition count."""
+    await create_topics(settings, timeout_s)
+
+
+async def create_topics(settings: Settings, timeout_s: float = 60.0) -> list[str]:
     """Create Runway's topics that are missing; names created. Raises TopicMismatch when one
     exists with another partition count, StackError when Kafka cannot be reached or refuses."""
     names = list(settings.topic_names.values())
@@ -56,6 +69,7 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
                 "start it with `runway stack up`."
             ) from exc
         existing = await _partitions(admin, names)
+        _check_partitions(settings, existing)
         missing = [name for name in names if name not in existing]
         created: list[str] = []
         if missing:
@@ -80,17 +94,13 @@ async def ensure_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
                         f"Kafka refused to create topic {name!r}: "
                         f"{for_code(code).__name__} {message or ''}".strip()
                     )
-            existing = await _partitions(admin, names)
-        for name in names:
-            actual = existing.get(name)
-            if actual is not None and actual != settings.partitions:
-                raise TopicMismatch(name, settings.partitions, actual)
 
         async def led() -> bool:
             return await _all_led(admin, names)
 
         if not await wait_until(led, Deadline(timeout_s), interval=0.2):
             raise StackError(f"Runway's topics have no leaders after {timeout_s:.0f}s.")
+        _check_partitions(settings, await _partitions(admin, names))
         return created
     finally:
         with contextlib.suppress(Exception):
