@@ -2,6 +2,8 @@
 
 Field names are fixed by ARCHITECTURE.md ("Public contracts"); changing one needs a new
 `schema_version`. Unknown fields are tolerated (`extra="allow"`) so producers can move first.
+Types are strict (no "0.5" for a number, no `true` for a label): valid events travel on as they
+arrived, so a coerced value would reach the join and the views uncoerced.
 `docs/schemas/*.json` is generated from these models (`runway schemas`).
 """
 
@@ -22,7 +24,7 @@ EpochMs = Annotated[StrictInt, Field(ge=0, lt=10**14)]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, strict=False)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
     schema_version: int = SCHEMA_VERSION
 

@@ -112,7 +112,7 @@ class JoinRules:
             if target.startswith(keys.PAIR):
                 self._expire_pair(state, target, deadline, fx)
             elif target.startswith(keys.BUCKET):
-                self._expire_bucket(state, target, deadline, upto_ms)
+                self._expire_bucket(state, target, upto_ms)
 
     def _expire_pair(self, state: State, key: bytes, deadline: int, fx: JoinEffects) -> None:
         record = state.get(key)
@@ -129,10 +129,13 @@ class JoinRules:
         else:
             state.delete(key)
 
-    def _expire_bucket(self, state: State, key: bytes, deadline: int, upto_ms: int) -> None:
+    def _expire_bucket(self, state: State, key: bytes, upto_ms: int) -> None:
         model_id, _, gran, start = keys.split_bucket(key)
         info = state.get(keys.model(model_id))
         clock = info["clock"] if info else upto_ms
+        # The bucket's own deadline in the model's time, not the index entry's (which a
+        # reschedule moved to stream time): comparing with that one would reschedule forever.
+        deadline = start + GRANULARITIES[gran] + self._retention.get(gran, 0)
         if clock < deadline:
             # The model's own clock lags the partition's: its windows still need the bucket.
             state.set(keys.expiry(upto_ms + (deadline - clock), key), 1)

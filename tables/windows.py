@@ -33,7 +33,7 @@ class Window:
     def bucket_starts(self, clock_ms: int) -> list[int]:
         g = self.gran_ms
         last = clock_ms // g * g
-        count = max(self.length_ms // g, 1)
+        count = max(-(-self.length_ms // g), 1)  # ceil: a window of 90 s spans 2 minute buckets
         return [last - i * g for i in range(count) if last - i * g >= 0]
 
 
