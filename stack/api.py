@@ -9,8 +9,10 @@ every process that has a pid file there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -89,9 +91,37 @@ async def _wait_ready(service: Service, layout: Layout, timeout_s: float) -> Non
     )
 
 
+@contextlib.asynccontextmanager
+async def _exclusive(layout: Layout, timeout_s: float) -> AsyncIterator[None]:
+    """One `up` at a time per stack dir (two test sessions may start the same stack)."""
+    layout.run_dir.mkdir(parents=True, exist_ok=True)
+    with (layout.run_dir / "up.lock").open("w") as lock:
+
+        async def acquired() -> bool:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
+        if not await wait_until(acquired, Deadline(timeout_s), interval=0.2):
+            raise StackError(
+                f"another `runway stack up` on {layout.root} has not finished in {timeout_s:.0f}s."
+            )
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 async def start_services(settings: Settings, chosen: Sequence[Service]) -> None:
     """Start those of `chosen` that are not running, wait until all answer (idempotent)."""
     layout = Layout.of(settings)
+    async with _exclusive(layout, settings.stack_up_timeout_s * 2):
+        await _start_services(settings, layout, chosen)
+
+
+async def _start_services(settings: Settings, layout: Layout, chosen: Sequence[Service]) -> None:
     for directory in (layout.run_dir, layout.logs_dir, layout.conf_dir):
         directory.mkdir(parents=True, exist_ok=True)
     for service in chosen:
