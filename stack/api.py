@@ -53,8 +53,9 @@ def services(settings: Settings, brokers: int | Sequence[int] = 1) -> list[Servi
 
 def _log_hint(service: Service, layout: Layout) -> tuple[str, str]:
     files = service.log_files(layout)
-    tails = [f"[{path}]\n{text}" for path in files if (text := processes.tail(path))]
-    return str(files[0]), "\n".join(tails)
+    written = [(path, text) for path in files if (text := processes.tail(path))]
+    log = written[-1][0] if written else files[0]
+    return str(log), "\n".join(f"[{path}]\n{text}" for path, text in written)
 
 
 async def _start(service: Service, layout: Layout) -> None:
