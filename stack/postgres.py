@@ -7,11 +7,13 @@ initdb and postgres refuse to run as root, so as root the data directory is chow
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import pwd
 import re
 import shutil
 import signal
+import stat
 import subprocess
 from pathlib import Path
 
@@ -36,6 +38,27 @@ def find_bindir() -> Path | None:
         return max(candidates, key=lambda p: version(p))
     initdb = shutil.which("initdb")
     return Path(initdb).resolve().parent if initdb else None
+
+
+def traversable_by(directory: Path, user: str) -> bool:
+    """True if `user` may enter every directory from / down to `directory`."""
+    entry = pwd.getpwnam(user)
+    groups = {entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    path = Path("/")
+    for part in directory.resolve().parts[1:]:
+        path = path / part
+        if not path.exists():
+            break
+        info = path.stat()
+        if info.st_uid == entry.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid in groups:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
 
 
 class PostgresService(Service):
@@ -73,6 +96,12 @@ class PostgresService(Service):
 
     async def prepare(self, layout: Layout) -> list[str]:
         data = layout.data_dir(self.name)
+        if self.user is not None and not traversable_by(data.parent, self.user):
+            raise PrerequisiteMissing(
+                f"PostgreSQL runs as the '{self.user}' user, which cannot reach {data.parent}: "
+                "move RUNWAY_STACK_DIR under a directory it can traverse, or set "
+                "RUNWAY_STACK_POSTGRES=false."
+            )
         if not (data / "PG_VERSION").exists():
             await asyncio.to_thread(self._initdb, layout, data)
         return render.postgres_command(self._bin("postgres"), data, self.port)
