@@ -41,8 +41,8 @@ def model_view(
 ) -> dict[str, dict[str, str]]:
     """Every hash of one model, from state. Pure apart from `read`."""
     info = read(keys.model(model_id))
-    if info is None:
-        return {}
+    if info is None or info["task"] is None:
+        return {}  # only outcomes seen so far: nothing to show until a prediction comes
     base = f"{prefix}:model:{model_id}"
     clock = info["clock"]
     hashes: dict[str, dict[str, str]] = {
@@ -66,7 +66,9 @@ def model_view(
             buckets = [read(keys.bucket(model_id, version, window.gran, s)) for s in starts]
             merged = aggregates.merge(b for b in buckets if b)
             fields: dict[str, Any] = aggregates.summarize(merged, info["task"])
-            fields["score_histogram"] = orjson.dumps(merged.get("sh", {})).decode()
+            fields["score_histogram"] = orjson.dumps(
+                merged.get("sh", {}), option=orjson.OPT_SORT_KEYS
+            ).decode()
             fields["window_start"] = min(starts) if starts else clock
             fields["window_end"] = clock
             hashes[f"{name}:window:{window.name}"] = _strings(fields)

@@ -60,7 +60,7 @@ class JoinRules:
         record = state.get(pid_key)
         model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
         fx.models.add(model_id)
-        self._touch_model(state, model_id, version, pred["task"], ts, "lp")
+        self._touch_model(state, model_id, ts, "lp", version, pred["task"])
         if record is None:
             self._bump(
                 state, model_id, version, ts, aggregates.add_prediction, pred["task"], pred["score"]
@@ -82,6 +82,7 @@ class JoinRules:
         pid_key = keys.pair(out["prediction_id"])
         record = state.get(pid_key)
         fx.models.add(out["model_id"])
+        self._touch_model(state, out["model_id"], out["timestamp"], "lo")
         if record is None:
             deadline = out["timestamp"] + self.config.early_outcome_ttl_ms
             self._put(state, pid_key, {"s": "E", "out": out, "dl": deadline})
@@ -175,7 +176,6 @@ class JoinRules:
             out["label"],
             delay,
         )
-        self._touch_model(state, model_id, version, pred["task"], out["timestamp"], "lo")
         deadline = ts + self.config.label_ttl_for(model_id) + self.config.done_retention_ms
         self._put(state, key, {"s": "J", "t": ts, "m": model_id, "v": version, "dl": deadline})
         fx.joined.append(
@@ -236,15 +236,23 @@ class JoinRules:
                 state.set(key, agg)
 
     def _touch_model(
-        self, state: State, model_id: str, version: str, task: str, ts: int, last_field: str
+        self,
+        state: State,
+        model_id: str,
+        ts: int,
+        last_field: str,
+        version: str | None = None,
+        task: str | None = None,
     ) -> None:
+        """Advance the model's clock (the latest event time seen for it) and its last times."""
         key = keys.model(model_id)
         info = state.get(key)
         if info is None:
             info = {"task": task, "clock": ts, "versions": [], "lp": None, "lo": None}
-        if version not in info["versions"]:
+        if version is not None and version not in info["versions"]:
             info["versions"].append(version)
-        info["task"] = task
+        if task is not None:
+            info["task"] = task
         info["clock"] = max(info["clock"], ts)
         info[last_field] = ts if info[last_field] is None else max(info[last_field], ts)
         state.set(key, info)

@@ -1,0 +1,186 @@
+"""Running real workers and reading what they produced, for the integration tests.
+
+Workers are `runway worker` subprocesses configured through RUNWAY_ environment variables,
+exactly as a user runs them. Waiting is always on a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow.dataset as ds
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from config.settings import Settings
+from streams.traffic import Record
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNWAY = str(Path(sys.executable).parent / "runway")
+T = TypeVar("T")
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = json.dumps(value)
+        env[f"RUNWAY_{name.upper()}"] = str(value)
+    return env
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [RUNWAY, "worker", "-l", "info"],
+            env=settings_env(self.settings),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no commit, no goodbye."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM and wait: the worker leaves its group cleanly."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def healthy(self) -> bool:
+        url = f"http://{self.settings.web_host}:{self.settings.web_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
+    timeout: float,
+    what: str,
+    interval: float = 0.25,
+) -> T:
+    """Poll `condition` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if asyncio.iscoroutine(last):
+            last = await last
+        if last:
+            return last  # type: ignore[no-any-return]
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def send_records(settings: Settings, records: Iterable[Record]) -> int:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=10,
+        max_batch_size=1_048_576,
+        max_request_size=2_097_152,
+    )
+    await producer.start()
+    sent = 0
+    try:
+        futures = []
+        for record in records:
+            topic = settings.topic(record.topic)
+            futures.append(await producer.send(topic, record.value, key=record.key))
+            sent += 1
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def group_caught_up(settings: Settings, topics: list[str]) -> bool:
+    """True when the app's consumer group has committed every record of `topics`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            end = ends[tp]
+            meta = committed.get(tp)
+            if end > 0 and (meta is None or meta.offset < end):
+                return False
+        return True
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
+    """Every record of a topic, from the beginning to the current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[tuple[bytes | None, bytes]] = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for tp, messages in batch.items():
+                for message in messages:
+                    records.append((message.key, message.value))
+                    if message.offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def read_parquet(root: Path) -> list[dict[str, Any]]:
+    if not root.exists() or not any(root.rglob("*.parquet")):
+        return []
+    dataset = ds.dataset(str(root), format="parquet", partitioning="hive")
+    return dataset.to_table().to_pylist()
