@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     datadir: Path = Field(Path("var/worker"), description="Faust data directory (RocksDB tables).")
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, description="Worker web server: /health and /metrics.")
+    session_timeout_s: float = Field(
+        30.0,
+        description="Consumer group session timeout: how soon a dead worker's partitions move.",
+    )
+    heartbeat_interval_s: float = Field(3.0, description="Consumer group heartbeat interval.")
     rocksdb_block_cache_bytes: int = Field(
         8 * 1024 * 1024, description="Block cache per partition RocksDB (Faust's default: 2 GiB)."
     )

@@ -21,6 +21,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.effective_replication_factor,
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.heartbeat_interval_s,
         producer_linger_ms=5,
         # A checkpoint's changelog for one partition must fit ONE record batch (atomic append).
         producer_max_batch_size=CHANGELOG_BATCH_BYTES,

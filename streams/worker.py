@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
@@ -52,6 +53,14 @@ def _producer(app: faust.App) -> Any:
     return app.producer._producer  # the started aiokafka producer under Faust's
 
 
+def _committer(app: faust.App) -> Any:
+    async def commit(offsets: dict[tuple[str, int], int]) -> None:
+        if offsets:
+            await app.consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
+
+    return commit
+
+
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     telemetry = Telemetry()
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
@@ -65,6 +74,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         join_table.data._db_for_partition,
         lambda: _producer(app),
         _unbound_ack,
+        _committer(app),
     )
 
     speed_view: SpeedView | None = None
@@ -138,6 +148,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             seen_table.data._db_for_partition,
             lambda: _producer(app),
             _unbound_ack,
+            _committer(app),
         )
         filesystem, root = open_filesystem(
             settings.batch_view_uri,

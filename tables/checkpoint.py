@@ -57,7 +57,7 @@ class CheckpointStore:
 
     `db_for(partition)` returns the table's rocksdict DB for a partition; `producer()` the
     started aiokafka producer; `ack(event)` acks a Faust event (bound by the agent to its
-    manual-ack stream).
+    manual-ack stream); `commit({(topic, partition): offset})` commits the consumer group.
     """
 
     def __init__(
@@ -66,11 +66,13 @@ class CheckpointStore:
         db_for: Callable[[int], Any],
         producer: Callable[[], Any],
         ack: Callable[[Any], Awaitable[Any]],
+        commit: Callable[[dict[tuple[str, int], int]], Awaitable[Any]],
     ) -> None:
         self.changelog_topic = changelog_topic
         self._db_for = db_for
         self._producer = producer
         self.ack = ack
+        self._commit = commit
         self.partitions: dict[int, PartitionState] = {}
 
     def partition(self, partition: int) -> PartitionState:
@@ -132,6 +134,7 @@ class CheckpointStore:
             )
             sends.append((part, changes, future))
         acked = 0
+        offsets: dict[tuple[str, int], int] = {}
         for part, changes, future in sends:
             metadata = await future
             write = WriteBatch(raw_mode=True)
@@ -148,4 +151,10 @@ class CheckpointStore:
                 await self.ack(event)
             acked += part.events
             part.events = 0
+            for topic, offset in part.applied.items():
+                offsets[(topic, part.partition)] = offset + 1
+        # The marker is the truth of what the state holds, so the group's offsets are committed
+        # from it directly: Faust's own commits (from acks) stall for good if one offset is
+        # never acked, which we saw after SIGKILL storms; acks still release Faust's buffers.
+        await self._commit(offsets)
         return acked

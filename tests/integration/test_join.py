@@ -50,6 +50,8 @@ def worker_settings(base: Settings, tmp: Path, name: str, **extra: Any) -> Setti
             "checkpoint_interval_ms": 300,
             "speed_view_interval_ms": 200,
             "batch_view_max_age_s": 1.0,
+            "session_timeout_s": 6.0,
+            "heartbeat_interval_s": 1.0,
             **extra,
         }
     )
