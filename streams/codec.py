@@ -62,12 +62,12 @@ def decode_record(
     good: list[dict[str, Any]] = []
     bad: list[Rejected] = []
     for index, item in enumerate(items):
-        reason = _check(schema, item, model_id)
-        if reason is None:
+        problem = _check(schema, item, model_id)
+        if problem is None:
             good.append(item)
         else:
             bad.append(
-                Rejected(reason, index if batch else None, orjson.dumps(item) if batch else raw)
+                Rejected(problem, index if batch else None, orjson.dumps(item) if batch else raw)
             )
     return good, bad
 

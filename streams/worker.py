@@ -50,13 +50,14 @@ def _raw_topic(app: faust.App, *names: str) -> Any:
 
 
 def _producer(app: faust.App) -> Any:
-    return app.producer._producer  # the started aiokafka producer under Faust's
+    return app.producer._producer  # type: ignore[attr-defined]  # aiokafka's, under Faust's
 
 
 def _committer(app: faust.App) -> Any:
     async def commit(offsets: dict[tuple[str, int], int]) -> None:
         if offsets:
-            await app.consumer._commit({TP(t, p): o for (t, p), o in offsets.items()})
+            tps = {TP(t, p): o for (t, p), o in offsets.items()}
+            await app.consumer._commit(tps)  # type: ignore[attr-defined]
 
     return commit
 
@@ -123,7 +124,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
 
         @app.agent(_raw_topic(app, topics["predictions"], topics["outcomes"]), name="join")
         async def join_agent(stream: faust.StreamT) -> None:
-            manual = stream.noack()
+            manual = stream.noack()  # type: ignore[attr-defined]
             join_store.ack = manual.ack  # type: ignore[method-assign]
             async for event in manual.events():
                 await join.process(event)
@@ -168,7 +169,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
 
         @app.agent(_raw_topic(app, topics["joined"]), name="batch_view")
         async def batch_view_agent(stream: faust.StreamT) -> None:
-            manual = stream.noack()
+            manual = stream.noack()  # type: ignore[attr-defined]
             seen_store.ack = manual.ack  # type: ignore[method-assign]
             async for event in manual.events():
                 await batch_view.process(event)
@@ -179,7 +180,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
 
         revoke_handlers.append((batch_view, {topics["joined"]}))
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         for processor, names in revoke_handlers:
             await processor.on_revoked({tp.partition for tp in revoked if tp.topic in names})

@@ -90,7 +90,7 @@ class JoinRules:
         kind = record["s"]
         if kind == "P" and record["dl"] <= stream_time:
             self._expire_pending(state, pid_key, record)
-            record = state.get(pid_key)
+            record = state.get(pid_key) or record
             kind = "X"
         if kind == "P":
             self._unindex(state, pid_key, record["dl"])
