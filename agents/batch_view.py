@@ -1,7 +1,10 @@
 """The batch-view agent's body: read `joined`, drop replayed pairs, write Parquet, checkpoint.
 
 Offsets of `joined` are acked only after the files holding their rows are written and the
-seen-ids state saying so is durable, so a crash replays into the same file names.
+seen-ids state saying so is durable, so a crash replays into the same file names. A flush first
+records its offset range (the writer's intent); a worker that finds an intent beyond what its
+state covers replays to exactly that cut, so the interrupted flush is rewritten file for file
+and no file of it survives beside a differently cut replacement.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import orjson
 from sinks.batch_view import ParquetWriter
 from streams.telemetry import Telemetry
 from tables import dedup
-from tables.checkpoint import CheckpointStore
+from tables.checkpoint import CheckpointStore, PartitionState
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 class _Buffer:
     first_offset: int
     started_ms: int
+    last_offset: int = -1
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -35,6 +39,7 @@ class BatchViewProcessor:
         self,
         store: CheckpointStore,
         writer: ParquetWriter,
+        topic: str,
         max_rows: int,
         max_age_ms: int,
         retention_ms: int,
@@ -43,57 +48,66 @@ class BatchViewProcessor:
     ) -> None:
         self.store = store
         self._writer = writer
+        self._topic = topic
         self._max_rows = max_rows
         self._max_age_ms = max_age_ms
         self._retention_ms = retention_ms
         self._telemetry = telemetry
         self._now = wall_clock_ms
         self._lock = asyncio.Lock()
+        self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._buffers: dict[int, _Buffer] = {}
+        self._cut_at: dict[int, int] = {}  # partition -> offset an interrupted flush ended at
 
     async def process(self, event: Any) -> None:
         message = event.message
+        self.received += 1
         async with self._lock:
-            part = self.store.partition(message.partition)
+            part = self._partition(message.partition)
             part.unacked.append(event)
             if part.already_applied(message.topic, message.offset):
                 return
             part.mark(message.topic, message.offset)
-            try:
-                body = orjson.loads(message.value)
-            except orjson.JSONDecodeError:
-                log.error(
-                    "joined record at %s:%s is not JSON; skipped", message.partition, message.offset
-                )
-                return
-            for row in body if isinstance(body, list) else [body]:
+            buffer = self._buffers.get(message.partition)
+            if buffer is None:
+                buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
+            buffer.last_offset = message.offset
+            for row in self._rows(message):
                 part.stream_time = max(part.stream_time, row["outcome_timestamp"])
-                if not dedup.first_sighting(
+                if dedup.first_sighting(
                     part.txn, row["prediction_id"], row["outcome_timestamp"], self._retention_ms
                 ):
+                    buffer.rows.append(row)
+                else:
                     self._telemetry.batch_view_duplicates.inc()
-                    continue
-                buffer = self._buffers.get(message.partition)
-                if buffer is None:
-                    buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
-                buffer.rows.append(row)
-            full = any(len(b.rows) >= self._max_rows for b in self._buffers.values())
-        if full:
+            cut = self._cut_at.get(message.partition)
+            due = (cut is not None and message.offset >= cut) or (
+                cut is None and len(buffer.rows) >= self._max_rows
+            )
+        if due:
             await self.flush()
 
     async def tick(self) -> None:
         now = self._now()
-        if any(now - b.started_ms >= self._max_age_ms for b in self._buffers.values()) or any(
-            p.unacked and not self._buffers for p in self.store.partitions.values()
+        if any(
+            now - b.started_ms >= self._max_age_ms
+            for p, b in self._buffers.items()
+            if p not in self._cut_at
         ):
             await self.flush()
 
     async def flush(self) -> None:
         async with self._lock:
-            for part in self.store.partitions.values():
+            ready = {
+                p
+                for p, b in self._buffers.items()
+                if p not in self._cut_at or b.last_offset >= self._cut_at[p]
+            }
+            for partition in ready:
+                part = self.store.partitions[partition]
                 dedup.forget_expired(part.txn, part.stream_time)
             try:
-                await self.store.checkpoint(self._write_files)
+                await self.store.checkpoint(lambda: self._write_files(ready), only=ready)
             except OSError as exc:
                 log.warning("batch view: writing Parquet failed (%s); will retry", exc)
 
@@ -101,15 +115,45 @@ class BatchViewProcessor:
         await self.flush()
         async with self._lock:
             self.store.forget(partitions)
+            for partition in partitions:
+                self._buffers.pop(partition, None)
+                self._cut_at.pop(partition, None)
 
-    async def _write_files(self) -> None:
+    def _partition(self, partition: int) -> PartitionState:
+        known = partition in self.store.partitions
+        part = self.store.partition(partition)
+        if not known:
+            intent = self._writer.read_intent(partition)
+            if intent is not None and intent[0] > part.applied.get(self._topic, -1):
+                self._cut_at[partition] = intent[1]
+                log.info(
+                    "batch view: replaying partition %s to its cut at %s", partition, intent[1]
+                )
+        return part
+
+    def _rows(self, message: Any) -> list[dict[str, Any]]:
+        try:
+            body = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            log.error("joined record %s:%s is not JSON; skipped", message.partition, message.offset)
+            return []
+        return body if isinstance(body, list) else [body]
+
+    async def _write_files(self, partitions: set[int]) -> None:
         # Buffers are dropped only once every file is written: a failed write (S3 down) leaves
         # them, and the unsaved seen-ids, for the next flush to retry.
         loop = asyncio.get_running_loop()
-        for partition, buffer in sorted(self._buffers.items()):
+        for partition in sorted(partitions):
+            buffer = self._buffers[partition]
             await loop.run_in_executor(
-                None, self._writer.write, partition, buffer.first_offset, buffer.rows
+                None,
+                self._writer.write,
+                partition,
+                buffer.first_offset,
+                buffer.last_offset,
+                buffer.rows,
             )
-        for buffer in self._buffers.values():
+        for partition in partitions:
+            buffer = self._buffers.pop(partition)
+            self._cut_at.pop(partition, None)
             self._telemetry.batch_view_rows.inc(len(buffer.rows))
-        self._buffers = {}

@@ -54,6 +54,7 @@ class JoinProcessor:
         self._now = wall_clock_ms
         self._max_rate = max_events_per_s
         self._lock = asyncio.Lock()
+        self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._outputs: list[tuple[str, bytes, bytes]] = []
         self._joined: list[dict[str, Any]] = []
         self._models: dict[int, set[str]] = {}
@@ -63,6 +64,7 @@ class JoinProcessor:
     async def process(self, event: Any) -> None:
         """Handle one Kafka record of predictions or outcomes."""
         message = event.message
+        self.received += 1
         async with self._lock:
             part = self.store.partition(message.partition)
             if part.already_applied(message.topic, message.offset):

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
         description="Consumer group session timeout: how soon a dead worker's partitions move.",
     )
     heartbeat_interval_s: float = Field(3.0, description="Consumer group heartbeat interval.")
+    stream_buffer_maxsize: int = Field(
+        4096, description="Records Faust buffers per agent before it pauses fetching."
+    )
     rocksdb_block_cache_bytes: int = Field(
         8 * 1024 * 1024, description="Block cache per partition RocksDB (Faust's default: 2 GiB)."
     )

@@ -5,7 +5,9 @@
 `date` is the UTC date of the prediction's `timestamp`; `date` and `model_id` live in the path
 (hive style), the other columns of the joined record in the file, with `features` as JSON text.
 A file is named by the `joined` partition and the *first* offset its rows came from, so a replay
-from that offset overwrites the same objects wherever the next cut falls. Local files are
+from that offset overwrites the same objects. Before its files, a flush records its offset range
+in `_flushes/part-{partition:05d}.json` (ignored by dataset readers): a replay of an interrupted
+flush cuts at the same offset, so it rewrites exactly the same files. Local files are
 written to a temporary name and renamed, so a reader never sees half a file.
 """
 
@@ -73,7 +75,25 @@ class ParquetWriter:
         self._root = root
         self._local = isinstance(filesystem, fs.LocalFileSystem)
 
-    def write(self, partition: int, first_offset: int, rows: Iterable[dict[str, Any]]) -> int:
+    def read_intent(self, partition: int) -> tuple[int, int] | None:
+        """The offset range of the partition's last flush, as recorded before its files."""
+        try:
+            with self._fs.open_input_stream(self._intent_path(partition)) as handle:
+                intent = orjson.loads(handle.read())
+        except (FileNotFoundError, OSError):
+            return None
+        return int(intent["first"]), int(intent["last"])
+
+    def write(
+        self,
+        partition: int,
+        first_offset: int,
+        last_offset: int,
+        rows: Iterable[dict[str, Any]],
+    ) -> int:
+        """Record the flush's offset range, then write its files. Returns files written."""
+        intent = orjson.dumps({"first": first_offset, "last": last_offset})
+        self._write_bytes(self._intent_path(partition), intent)
         groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault((utc_date(row["timestamp"]), row["model_id"]), []).append(row)
@@ -82,6 +102,23 @@ class ParquetWriter:
             directory = f"{self._root}/date={date}/model_id={model_id}"
             self._write_table(directory, name, _table(group))
         return len(groups)
+
+    def _intent_path(self, partition: int) -> str:
+        # A leading underscore keeps it out of the dataset (pyarrow and DuckDB skip such names).
+        return f"{self._root}/_flushes/part-{partition:05d}.json"
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        if self._local:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+            return
+        with self._fs.open_output_stream(path) as handle:
+            handle.write(data)
 
     def _write_table(self, directory: str, name: str, table: pa.Table) -> None:
         if not self._local:

@@ -21,6 +21,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.effective_replication_factor,
         producer_acks=-1,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         producer_linger_ms=5,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from config.settings import load_settings
 from stack.commands import register as register_stack
 from streams.app import create_app
+from streams.bench import register as register_bench
+from streams.demo import register as register_demo
 from streams.generate_cli import register as register_generate
 from streams.worker import build_worker
 
@@ -19,4 +21,6 @@ def main() -> None:
     build_worker(app, settings)
     register_stack(app, settings)
     register_generate(app, settings)
+    register_demo(app, settings)
+    register_bench(app, settings)
     app.main()

@@ -161,6 +161,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         batch_view = BatchViewProcessor(
             seen_store,
             ParquetWriter(filesystem, root),
+            topics["joined"],
             settings.batch_view_max_rows,
             int(settings.batch_view_max_age_s * 1000),
             settings.label_ttl_ms + settings.done_retention_ms,
@@ -179,6 +180,27 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             await batch_view.tick()
 
         revoke_handlers.append((batch_view, {topics["joined"]}))
+
+    processors = [processor for processor, _ in revoke_handlers]
+    seen = [-1]
+
+    @app.timer(interval=1.0)
+    async def fetch_watchdog() -> None:
+        """Release partitions Faust paused for a full buffer once every buffer is empty.
+
+        Faust resumes fetching a partition from a pressure-drop callback of the agent's queue;
+        after SIGKILL storms we saw a partition never resumed (the group stalled with its lag
+        intact). When no agent has been handed anything for a second, every queue is empty, so a
+        partition still marked as buffered can only be stuck: hand it back to the fetcher.
+        """
+        received = sum(processor.received for processor in processors)
+        consumer: Any = app.consumer
+        stuck = list(getattr(consumer, "_buffered_partitions", ()))
+        if received == seen[0] and stuck:
+            log.warning("fetch watchdog: resuming partitions left paused: %s", stuck)
+            for tp in stuck:
+                consumer.on_buffer_drop(tp)
+        seen[0] = received
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

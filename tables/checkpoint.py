@@ -99,16 +99,25 @@ class CheckpointStore:
     def pending_changes(self) -> int:
         return max((p.txn.change_count() for p in self.partitions.values()), default=0)
 
-    async def checkpoint(self, before_durable: Callable[[], Awaitable[None]] | None = None) -> int:
+    async def checkpoint(
+        self,
+        before_durable: Callable[[], Awaitable[None]] | None = None,
+        only: set[int] | None = None,
+    ) -> int:
         """Flush every partition with changes or unacked events. Returns events acked.
 
         The caller holds the lock that input processing holds: the transactions must not change
         while their changes are in flight.
 
-        `before_durable` runs first: side effects that are the only copy of something (output
-        topics, Parquet files) must be durable before the state says they happened.
+        `only` limits it to some partitions. `before_durable` runs first: side effects that
+        are the only copy of something (output topics, Parquet files) must be durable before
+        the state says they happened.
         """
-        dirty = [p for p in self.partitions.values() if p.unacked or p.txn.change_count()]
+        dirty = [
+            p
+            for p in self.partitions.values()
+            if (p.unacked or p.txn.change_count()) and (only is None or p.partition in only)
+        ]
         if not dirty:
             return 0
         if before_durable is not None:

@@ -45,7 +45,7 @@ def read_back(root: Path) -> list[dict[str, Any]]:
 
 
 def files(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet"))
 
 
 def expected(row: dict[str, Any], date: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def test_rows_land_in_date_and_model_directories_and_read_back_exactly(tmp_path:
     ]
     del rows[3]["schema_version"]  # absent: version 1
     writer = ParquetWriter(fs.LocalFileSystem(), str(tmp_path))
-    assert writer.write(3, 42, rows) == 3
+    assert writer.write(3, 42, 42 + 9, rows) == 3
     name = "part-00003-00000000000000000042.parquet"
     assert files(tmp_path) == [
         f"date=2023-11-14/model_id=m1/{name}",
@@ -95,23 +95,23 @@ def test_rows_land_in_date_and_model_directories_and_read_back_exactly(tmp_path:
 def test_same_partition_and_first_offset_overwrites(tmp_path: Path) -> None:
     writer = ParquetWriter(fs.LocalFileSystem(), str(tmp_path))
     first = [joined("a", "m1", NOV15), joined("b", "m1", NOV15 + 1)]
-    writer.write(0, 100, first)
-    writer.write(0, 100, first)  # a replay of the same rows
+    writer.write(0, 100, 100 + 9, first)
+    writer.write(0, 100, 100 + 9, first)  # a replay of the same rows
     assert files(tmp_path) == [
         "date=2023-11-15/model_id=m1/part-00000-00000000000000000100.parquet"
     ]
     assert [r["prediction_id"] for r in read_back(tmp_path)] == ["a", "b"]
     # a replay whose cut falls later: the same object, now with three rows
-    writer.write(0, 100, [*first, joined("c", "m1", NOV15 + 2)])
+    writer.write(0, 100, 100 + 9, [*first, joined("c", "m1", NOV15 + 2)])
     assert len(files(tmp_path)) == 1
     assert [r["prediction_id"] for r in read_back(tmp_path)] == ["a", "b", "c"]
 
 
 def test_a_new_first_offset_or_partition_is_a_new_file(tmp_path: Path) -> None:
     writer = ParquetWriter(fs.LocalFileSystem(), str(tmp_path))
-    writer.write(0, 100, [joined("a", "m1", NOV15)])
-    writer.write(0, 101, [joined("b", "m1", NOV15)])
-    writer.write(12, 100, [joined("c", "m1", NOV15)])
+    writer.write(0, 100, 100 + 9, [joined("a", "m1", NOV15)])
+    writer.write(0, 101, 101 + 9, [joined("b", "m1", NOV15)])
+    writer.write(12, 100, 100 + 9, [joined("c", "m1", NOV15)])
     assert files(tmp_path) == [
         "date=2023-11-15/model_id=m1/part-00000-00000000000000000100.parquet",
         "date=2023-11-15/model_id=m1/part-00000-00000000000000000101.parquet",
@@ -126,5 +126,15 @@ def test_open_filesystem_for_a_local_directory_creates_it(tmp_path: Path) -> Non
     assert isinstance(filesystem, fs.LocalFileSystem)
     assert root == str(target)
     assert target.is_dir()
-    ParquetWriter(filesystem, root).write(1, 0, [joined("a", "m9", NOV15)])
+    ParquetWriter(filesystem, root).write(1, 0, 0, [joined("a", "m9", NOV15)])
     assert files(target) == ["date=2023-11-15/model_id=m9/part-00001-00000000000000000000.parquet"]
+
+
+def test_a_flush_records_its_offset_range_outside_the_dataset(tmp_path: Path) -> None:
+    writer = ParquetWriter(fs.LocalFileSystem(), str(tmp_path))
+    assert writer.read_intent(2) is None
+    writer.write(2, 500, 517, [joined("a", "m1", NOV15)])
+    assert writer.read_intent(2) == (500, 517)
+    assert writer.read_intent(3) is None
+    dataset = ds.dataset(str(tmp_path), format="parquet", partitioning="hive")
+    assert [row["prediction_id"] for row in dataset.to_table().to_pylist()] == ["a"]

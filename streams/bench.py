@@ -1,0 +1,496 @@
+"""`runway bench`: one worker's sustained input events/s against a bare-consumer baseline.
+
+Method (one run, fresh topics and consumer groups each phase, deleted at the end):
+
+1. **Preload** a backlog with the traffic generator (unpaced, ``malformed_share`` 0) through
+   a fast idempotent producer; every record's (partition, offset, events) is kept, so a
+   committed offset converts exactly into input events consumed.
+2. **Baseline**: a bare ``AIOKafkaConsumer`` (manual assignment, from earliest, large
+   fetches) over predictions + outcomes decodes every record with orjson and puts every event
+   (key ``p:``/``o:`` + prediction_id, value its JSON) into one local rocksdict ``Rdict``
+   (block cache = ``RUNWAY_ROCKSDB_BLOCK_CACHE_BYTES``), one ``WriteBatch`` per ``getmany``.
+   Clock: first record received to last record written.
+3. **Worker**: one ``runway worker`` subprocess with the full pipeline (join, speed view to
+   Redis, batch view to a local Parquet dir), group offsets polled every 0.2 s. Clock: it
+   starts at the *first committed offset* seen (so process start, group join and recovery are
+   left out), and the events already committed then are subtracted; it stops when every input
+   record is committed. ``worker_events_per_s = (events - events_at_first_commit) / elapsed``.
+   The wall figure from process start (``worker_wall_events_per_s``) is reported too.
+   Peak memory is the worker's ``VmHWM`` (/proc/<pid>/status).
+4. The same worker measurement over a smaller backlog of single-event records.
+
+``--profile PATH`` attaches ``py-spy record -f raw`` to the batch-100 worker while it drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.cli import option
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+
+from config.settings import Settings
+from stack.topics import ensure_topics
+from streams.generate_cli import make_producer
+from streams.traffic import TrafficSpec, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNWAY = str(Path(sys.executable).parent / "runway")
+INPUTS = ("predictions", "outcomes")
+POLL_S = 0.2
+MAX_IN_FLIGHT = 2_000
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class Backlog:
+    """What was preloaded: per input partition, offsets and cumulative events per record."""
+
+    settings: Settings
+    events: int = 0
+    records: int = 0
+    bytes: int = 0
+    preload_s: float = 0.0
+    offsets: dict[TopicPartition, list[int]] = field(default_factory=dict)
+    cumulative: dict[TopicPartition, list[int]] = field(default_factory=dict)
+
+    def events_before(self, tp: TopicPartition, offset: int) -> int:
+        """Events carried by the records of `tp` below `offset` (a committed offset)."""
+        offsets = self.offsets.get(tp)
+        if not offsets:
+            return 0
+        index = bisect.bisect_left(offsets, offset)
+        return self.cumulative[tp][index - 1] if index else 0
+
+    @property
+    def ends(self) -> dict[TopicPartition, int]:
+        return {tp: offsets[-1] + 1 for tp, offsets in self.offsets.items()}
+
+
+def bench_settings(settings: Settings, tag: str, workdir: Path, port: int) -> Settings:
+    """Fresh topics, group, Redis keys, datadir and batch view for one phase."""
+    run = f"bench-{tag}-{uuid.uuid4().hex[:8]}"
+    return settings.model_copy(
+        update={
+            "topic_prefix": f"{run}.",
+            "app_id": run,
+            "redis_key_prefix": run,
+            "datadir": workdir / tag / "worker",
+            "batch_view_uri": str(workdir / tag / "batch-view"),
+            "web_port": port,
+        }
+    )
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment of a `runway worker` subprocess configured as `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"RUNWAY_{name.upper()}"] = (
+                json.dumps(value) if isinstance(value, dict) else str(value)
+            )
+    return env
+
+
+async def preload(settings: Settings, spec: TrafficSpec) -> Backlog:
+    """Send the whole backlog; remember where every record landed and how many events it has."""
+    await ensure_topics(settings)
+    backlog = Backlog(settings)
+    per_tp: dict[TopicPartition, list[tuple[int, int]]] = defaultdict(list)
+    producer = make_producer(settings)
+    await producer.start()
+    in_flight: list[tuple[asyncio.Future[Any], int]] = []
+
+    async def settle() -> None:
+        metas = await asyncio.gather(*(future for future, _ in in_flight))
+        for meta, (_, events) in zip(metas, in_flight, strict=True):
+            per_tp[TopicPartition(meta.topic, meta.partition)].append((meta.offset, events))
+        in_flight.clear()
+
+    started = time.monotonic()
+    try:
+        for record in generate(spec, random.Random(1)):
+            topic = settings.topic(record.topic)
+            future = await producer.send(topic, record.value, key=record.key)
+            in_flight.append((future, record.events))
+            backlog.records += 1
+            backlog.events += record.events
+            backlog.bytes += len(record.value)
+            if len(in_flight) >= MAX_IN_FLIGHT:
+                await settle()
+        await producer.flush()
+        await settle()
+    finally:
+        await producer.stop()
+    backlog.preload_s = time.monotonic() - started
+    for tp, rows in per_tp.items():
+        rows.sort()
+        backlog.offsets[tp] = [offset for offset, _ in rows]
+        total, cumulative = 0, []
+        for _, events in rows:
+            total += events
+            cumulative.append(total)
+        backlog.cumulative[tp] = cumulative
+    return backlog
+
+
+def _put_events(batch: WriteBatch, prefix: bytes, value: bytes) -> int:
+    decoded = orjson.loads(value)
+    events = decoded if isinstance(decoded, list) else [decoded]
+    for event in events:
+        key = prefix + str(event.get("prediction_id", "")).encode()
+        batch.put(key, orjson.dumps(event))
+    return len(events)
+
+
+async def baseline(backlog: Backlog, dbdir: Path) -> dict[str, float]:
+    """The bare consumer: decode every event, one RocksDB WriteBatch per fetch."""
+    settings = backlog.settings
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    table = BlockBasedOptions()
+    table.set_block_cache(Cache(settings.rocksdb_block_cache_bytes))
+    options.set_block_based_table_factory(table)
+    db = Rdict(str(dbdir), options)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_bytes=64 * 1_048_576,
+        max_partition_fetch_bytes=4 * 1_048_576,
+        max_poll_records=None,
+    )
+    await consumer.start()
+    prefixes = {settings.topic("predictions"): b"p:", settings.topic("outcomes"): b"o:"}
+    ends = backlog.ends
+    remaining = set(ends)
+    events = 0
+    first: float | None = None
+    try:
+        consumer.assign(list(ends))
+        await consumer.seek_to_beginning(*ends)
+        while remaining:
+            fetched = await consumer.getmany(timeout_ms=1000)
+            if not fetched:
+                continue
+            if first is None:
+                first = time.monotonic()
+            batch = WriteBatch(raw_mode=True)
+            for tp, messages in fetched.items():
+                prefix = prefixes[tp.topic]
+                for message in messages:
+                    events += _put_events(batch, prefix, message.value or b"")
+                if messages and messages[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+            db.write(batch)
+        elapsed = time.monotonic() - (first or time.monotonic())
+    finally:
+        await consumer.stop()
+        db.close()
+        Rdict.destroy(str(dbdir))
+    return {"events": events, "elapsed_s": elapsed, "events_per_s": events / max(elapsed, 1e-9)}
+
+
+def _vm_hwm(pid: int) -> int:
+    """Peak resident set size of `pid` in bytes (0 when it is gone)."""
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def _committed_events(admin: AIOKafkaAdminClient, backlog: Backlog) -> int:
+    committed = await admin.list_consumer_group_offsets(backlog.settings.app_id)
+    return sum(
+        backlog.events_before(tp, meta.offset)
+        for tp, meta in committed.items()
+        if tp in backlog.offsets and meta.offset >= 0
+    )
+
+
+async def measure_worker(
+    backlog: Backlog, log_path: Path, timeout_s: float, profile: Path | None = None
+) -> dict[str, float]:
+    """Run one worker over the backlog until the group has committed every input record."""
+    settings = backlog.settings
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        [RUNWAY, "worker", "-l", "warn"],
+        env=settings_env(settings),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    spawned = time.monotonic()
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    spy: subprocess.Popen[bytes] | None = None
+    peak = 0
+    first: tuple[float, int] | None = None
+    try:
+        while True:
+            await asyncio.sleep(POLL_S)
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"worker exited with {process.returncode}:\n{tail}")
+            peak = max(peak, _vm_hwm(process.pid))
+            now = time.monotonic()
+            done = await _committed_events(admin, backlog)
+            if first is None and done > 0:
+                first = (now, done)
+                if profile is not None:
+                    spy = _start_py_spy(process.pid, profile)
+            if done >= backlog.events:
+                break
+            if now - spawned > timeout_s:
+                raise TimeoutError(f"worker did not drain in {timeout_s:.0f}s: {done} events")
+        assert first is not None
+        if first[1] >= backlog.events:  # drained before the first poll saw a commit
+            first = (spawned, 0)
+        elapsed = now - first[0]
+        return {
+            "events_per_s": (backlog.events - first[1]) / elapsed,
+            "elapsed_s": elapsed,
+            "events_at_first_commit": first[1],
+            "startup_s": first[0] - spawned,
+            "wall_events_per_s": backlog.events / (now - spawned),
+            "peak_rss_bytes": max(peak, _vm_hwm(process.pid)),
+        }
+    finally:
+        if spy is not None and spy.poll() is None:
+            spy.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                spy.wait(timeout=60)
+        await admin.close()
+        _stop(process)
+        log.close()
+
+
+def _start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(exe).exists():
+        return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [exe, "record", "-f", "raw", "-r", "100", "-o", str(out), "--pid", str(pid)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after STOP_GRACE_S: the figures are taken, and a worker whose
+    batch view still holds un-flushed rows waits in Faust's `wait_empty` until they age out."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+async def cleanup(settings: Settings) -> None:
+    """Delete the phase's topics (inputs, outputs, Faust's changelogs and leader topic)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        mine = [
+            t
+            for t in await admin.list_topics()
+            if t.startswith(settings.topic_prefix) or t.startswith(f"{settings.app_id}-")
+        ]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+    with contextlib.suppress(Exception):
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(settings.redis_url)
+        keys = [k async for k in redis.scan_iter(match=f"{settings.redis_key_prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+
+
+def _spec(models: int, events: int, batch_size: int, run_id: str) -> TrafficSpec:
+    return TrafficSpec(
+        models=models,
+        rate=None,
+        events=events,
+        batch_size=batch_size,
+        start_ms=int(time.time() * 1000) - 3_600_000,
+        label_delay_ms=2_000.0,
+        unlabeled_share=0.1,
+        early_share=0.05,
+        duplicate_share=0.01,
+        malformed_share=0.0,
+        run_id=run_id,
+    )
+
+
+async def run_bench(
+    settings: Settings,
+    events: int,
+    batch_size: int,
+    single_events: int,
+    models: int,
+    profile: Path | None = None,
+    emit: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the whole benchmark; the result dict is what `--json` prints."""
+    began = time.monotonic()
+
+    def say(text: str) -> None:
+        emit(f"[{time.monotonic() - began:6.1f}s] {text}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="runway-bench-"))
+    port = 20_000 + random.randrange(20_000)
+    main = bench_settings(settings, "main", workdir, port)
+    single = bench_settings(settings, "single", workdir, port + 1)
+    result: dict[str, Any] = {"batch_size": batch_size, "partitions": settings.partitions}
+    try:
+        say(f"preloading {events:,} events in records of {batch_size} ...")
+        backlog = await preload(main, _spec(models, events, batch_size, main.app_id))
+        say(f"  {backlog.events:,} events, {backlog.records:,} records in {backlog.preload_s:.1f}s")
+        say("baseline: bare aiokafka consumer + rocksdict ...")
+        base = await baseline(backlog, workdir / "baseline-db")
+        say(f"  {base['events_per_s']:,.0f} events/s")
+        say("worker: join + speed view + batch view ...")
+        worker = await measure_worker(backlog, workdir / "worker-main.log", 1800.0, profile)
+        say(f"  {worker['events_per_s']:,.0f} events/s")
+        say(f"preloading {single_events:,} single-event records ...")
+        single_backlog = await preload(single, _spec(models, single_events, 1, single.app_id))
+        say("worker: single-event records ...")
+        one = await measure_worker(single_backlog, workdir / "worker-single.log", 1800.0)
+        say(f"  {one['events_per_s']:,.0f} events/s")
+        result.update(
+            worker_events_per_s=round(worker["events_per_s"], 1),
+            baseline_events_per_s=round(base["events_per_s"], 1),
+            ratio=round(worker["events_per_s"] / base["events_per_s"], 4),
+            peak_rss_bytes=int(worker["peak_rss_bytes"]),
+            single_record_events_per_s=round(one["events_per_s"], 1),
+            events=backlog.events,
+            records=backlog.records,
+            backlog_bytes=backlog.bytes,
+            preload_s=round(backlog.preload_s, 2),
+            preload_events_per_s=round(backlog.events / backlog.preload_s, 1),
+            baseline_s=round(base["elapsed_s"], 2),
+            worker_s=round(worker["elapsed_s"], 2),
+            worker_startup_s=round(worker["startup_s"], 2),
+            worker_events_at_first_commit=int(worker["events_at_first_commit"]),
+            worker_wall_events_per_s=round(worker["wall_events_per_s"], 1),
+            single_events=single_backlog.events,
+            single_worker_s=round(one["elapsed_s"], 2),
+            single_peak_rss_bytes=int(one["peak_rss_bytes"]),
+            models=models,
+            rocksdb_block_cache_bytes=settings.rocksdb_block_cache_bytes,
+            cpus=os.cpu_count(),
+        )
+        if profile is not None:
+            result["profile"] = str(profile)
+    finally:
+        say("cleaning up ...")
+        for phase in (main, single):
+            with contextlib.suppress(Exception):
+                await cleanup(phase)
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = ROOT / "var" / "bench" / "last.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"runway bench: {result['events']:,} events, {result['partitions']} parts")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        (
+            f"worker, records of {result['batch_size']}",
+            f"{result['worker_events_per_s']:,.0f} ev/s",
+        ),
+        ("baseline (aiokafka + rocksdict)", f"{result['baseline_events_per_s']:,.0f} ev/s"),
+        ("ratio worker / baseline", f"{result['ratio']:.4f}"),
+        ("worker peak RSS", f"{result['peak_rss_bytes'] / 2**20:,.0f} MiB"),
+        (
+            f"worker, single-event records ({result['single_events']:,})",
+            f"{result['single_record_events_per_s']:,.0f} ev/s",
+        ),
+        ("preload (producer)", f"{result['preload_events_per_s']:,.0f} ev/s"),
+        ("worker startup (excluded)", f"{result['worker_startup_s']:.1f} s"),
+        ("worker incl. startup", f"{result['worker_wall_events_per_s']:,.0f} ev/s"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Declare `runway bench` on the Faust app's CLI."""
+
+    @app.command(
+        option(
+            "--events", type=int, default=1_000_000, help="Backlog events (>= 1M for the figure)."
+        ),
+        option("--batch-size", type=int, default=100, help="Events per record."),
+        option("--single-events", type=int, default=100_000, help="Backlog of 1-event records."),
+        option("--models", type=int, default=10, help="Synthetic models."),
+        option("--profile", type=str, default=None, help="py-spy raw profile of the worker here."),
+        option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object."),
+    )
+    async def bench(
+        self: Any,
+        events: int,
+        batch_size: int,
+        single_events: int,
+        models: int,
+        profile: str | None,
+        as_json: bool,
+    ) -> None:
+        """Benchmark one worker against a bare consumer baseline."""
+
+        def say(text: str) -> None:
+            if as_json:
+                print(text, file=sys.stderr, flush=True)
+            else:
+                self.say(text)
+
+        result = await run_bench(
+            settings,
+            events,
+            batch_size,
+            single_events,
+            models,
+            profile=Path(profile) if profile else None,
+            emit=say,
+        )
+        if as_json:
+            print(json.dumps(result))
+        else:
+            from rich.console import Console
+
+            Console().print(_table(result))
