@@ -2,15 +2,19 @@
 
 It brings up the local stack, creates the topics, starts `--workers` `runway worker`
 subprocesses (each with its own data directory `var/demo/worker-<i>` and web port `6066 + i`,
-logging to `var/demo/worker-<i>.log`), waits for each to answer `/health`, then sends synthetic
-live traffic (`streams.traffic`: event time = now, exponential label delay, unlabeled, early,
-duplicate and malformed events) and shows the speed view (Redis, window 1h) as a table that
-refreshes twice a second. Ctrl-C or `--duration` stops the generator and the workers (SIGTERM,
-waited for); the stack stays up (`runway stack down` stops it). A worker that dies stops the
-demo with its log tail.
+logging to `var/demo/worker-<i>.log`), waits for each to answer `/health` and for the consumer
+group to settle with every worker in it (so no rebalance starts under load), then sends
+synthetic live traffic (`streams.traffic`: event time = now, exponential label delay, unlabeled,
+early, duplicate and malformed events) and shows the speed view (Redis, window 1h, so it also
+counts earlier runs of the last hour) as a table refreshed twice a second, with a footer of
+workers, events sent, events/s, the group's backlog and dead letters.
 
-The demo uses the default settings: the product's topics, consumer group and Redis prefix.
-`table_rows` (Redis hashes -> table cells) is pure and unit tested.
+Ctrl-C (or SIGTERM/SIGHUP, or `--duration`) stops the generator, then the workers: SIGTERM and a
+wait, SIGKILL after `STOP_TIMEOUT_S` or at a second Ctrl-C (SIGKILL loses nothing: the join
+recovers from its changelogs). Workers also get SIGTERM from the kernel if the demo itself dies.
+The stack stays up (`runway stack down` stops it). A worker that dies stops the demo with its
+log tail. The demo uses the default settings: the product's topics, consumer group and Redis
+prefix. `table_rows` (Redis hashes -> table cells) is pure and unit tested.
 """
 
 from __future__ import annotations
@@ -311,7 +315,10 @@ class SendCounter:
 
 
 async def send_traffic(settings: Settings, spec: TrafficSpec, counter: SendCounter) -> None:
-    """`runway generate`'s loop (`streams.generate_cli.produce`), counting as it goes."""
+    """`streams.generate_cli.produce`'s loop, counting into `counter` as it goes.
+
+    `produce` reports its counts only when it returns; the demo's footer needs them live.
+    """
     topics = {"predictions": settings.topic("predictions"), "outcomes": settings.topic("outcomes")}
     producer = make_producer(settings)
     await producer.start()
