@@ -33,12 +33,12 @@ class Settings(BaseSettings):
     topic_prefix: str = Field(
         "", description="Prefix for every topic name (tests isolate with it)."
     )
-    topic_predictions: str = "predictions"
-    topic_outcomes: str = "outcomes"
-    topic_joined: str = "joined"
-    topic_staleness: str = "staleness"
-    topic_dead_letters: str = "dead-letters"
-    topic_retrain_dlq: str = "retrain-dlq"
+    topic_predictions: str = Field("predictions", description="Input: model predictions.")
+    topic_outcomes: str = Field("outcomes", description="Input: ground-truth outcomes.")
+    topic_joined: str = Field("joined", description="Output: joined pairs (batch view reads it).")
+    topic_staleness: str = Field("staleness", description="Output: staleness events.")
+    topic_dead_letters: str = Field("dead-letters", description="Bad input, with a reason.")
+    topic_retrain_dlq: str = Field("retrain-dlq", description="Retrain requests waiting.")
     partitions: int = Field(16, description="Partitions of every Runway topic (seed: 16).")
     replication_factor: int | None = Field(
         None, description="Topic replication; unset = the profile's (dev 1, production 3)."
@@ -56,16 +56,16 @@ class Settings(BaseSettings):
         "http://127.0.0.1:9000", description="S3 endpoint override (moto/MinIO); empty = AWS."
     )
     s3_bucket: str = Field("runway", description="Bucket the local stack creates.")
-    s3_region: str = "us-east-1"
-    aws_access_key_id: str = "runway"
-    aws_secret_access_key: str = "runway-secret"
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    aws_access_key_id: str = Field("runway", description="S3 access key (local stack).")
+    aws_secret_access_key: str = Field("runway-secret", description="S3 secret key.")
     batch_view_uri: str = Field(
         "var/batch-view", description="Local directory or s3://bucket/prefix for the Parquet view."
     )
 
     # -- worker ---------------------------------------------------------------------------------
     datadir: Path = Field(Path("var/worker"), description="Faust data directory (RocksDB tables).")
-    web_host: str = "127.0.0.1"
+    web_host: str = Field("127.0.0.1", description="Worker web server address.")
     web_port: int = Field(6066, description="Worker web server: /health and /metrics.")
     session_timeout_s: float = Field(
         30.0,

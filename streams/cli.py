@@ -12,6 +12,7 @@ from streams.app import create_app
 from streams.bench import register as register_bench
 from streams.demo import register as register_demo
 from streams.generate_cli import register as register_generate
+from streams.schema_docs import register as register_schemas
 from streams.worker import build_worker
 
 
@@ -23,4 +24,5 @@ def main() -> None:
     register_generate(app, settings)
     register_demo(app, settings)
     register_bench(app, settings)
+    register_schemas(app, settings)
     app.main()
