@@ -188,6 +188,7 @@ async def baseline(backlog: Backlog, dbdir: Path) -> dict[str, float]:
     remaining = set(ends)
     events = 0
     first: float | None = None
+    cpu0 = 0.0
     try:
         consumer.assign(list(ends))
         await consumer.seek_to_beginning(*ends)
@@ -197,6 +198,7 @@ async def baseline(backlog: Backlog, dbdir: Path) -> dict[str, float]:
                 continue
             if first is None:
                 first = time.monotonic()
+                cpu0 = time.process_time()
             batch = WriteBatch(raw_mode=True)
             for tp, messages in fetched.items():
                 prefix = prefixes[tp.topic]
@@ -206,11 +208,17 @@ async def baseline(backlog: Backlog, dbdir: Path) -> dict[str, float]:
                     remaining.discard(tp)
             db.write(batch)
         elapsed = time.monotonic() - (first or time.monotonic())
+        cpu = time.process_time() - cpu0
     finally:
         await consumer.stop()
         db.close()
         Rdict.destroy(str(dbdir))
-    return {"events": events, "elapsed_s": elapsed, "events_per_s": events / max(elapsed, 1e-9)}
+    return {
+        "events": events,
+        "elapsed_s": elapsed,
+        "events_per_s": events / max(elapsed, 1e-9),
+        "cpu_s": cpu,
+    }
 
 
 def _vm_hwm(pid: int) -> int:
@@ -220,6 +228,15 @@ def _vm_hwm(pid: int) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds `pid` has used so far."""
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
 
 
 async def _committed_events(admin: AIOKafkaAdminClient, backlog: Backlog) -> int:
@@ -250,6 +267,7 @@ async def measure_worker(
     spy: subprocess.Popen[bytes] | None = None
     peak = 0
     first: tuple[float, int] | None = None
+    cpu0 = 0.0
     try:
         while True:
             await asyncio.sleep(POLL_S)
@@ -261,6 +279,7 @@ async def measure_worker(
             done = await _committed_events(admin, backlog)
             if first is None and done > 0:
                 first = (now, done)
+                cpu0 = _cpu_s(process.pid)
                 if profile is not None:
                     spy = _start_py_spy(process.pid, profile)
             if done >= backlog.events:
@@ -269,7 +288,8 @@ async def measure_worker(
                 raise TimeoutError(f"worker did not drain in {timeout_s:.0f}s: {done} events")
         assert first is not None
         if first[1] >= backlog.events:  # drained before the first poll saw a commit
-            first = (spawned, 0)
+            first, cpu0 = (spawned, 0), 0.0
+        cpu = _cpu_s(process.pid) - cpu0
         elapsed = now - first[0]
         return {
             "events_per_s": (backlog.events - first[1]) / elapsed,
@@ -278,6 +298,8 @@ async def measure_worker(
             "startup_s": first[0] - spawned,
             "wall_events_per_s": backlog.events / (now - spawned),
             "peak_rss_bytes": max(peak, _vm_hwm(process.pid)),
+            "cpu_s": cpu,
+            "load_1m": os.getloadavg()[0],
         }
     finally:
         if spy is not None and spy.poll() is None:
@@ -397,6 +419,11 @@ async def run_bench(
             preload_s=round(backlog.preload_s, 2),
             preload_events_per_s=round(backlog.events / backlog.preload_s, 1),
             baseline_s=round(base["elapsed_s"], 2),
+            baseline_cpu_s=round(base["cpu_s"], 2),
+            worker_cpu_s=round(worker["cpu_s"], 2),
+            worker_events_per_cpu_s=round(
+                (backlog.events - worker["events_at_first_commit"]) / max(worker["cpu_s"], 1e-9), 1
+            ),
             worker_s=round(worker["elapsed_s"], 2),
             worker_startup_s=round(worker["startup_s"], 2),
             worker_events_at_first_commit=int(worker["events_at_first_commit"]),
@@ -407,6 +434,7 @@ async def run_bench(
             models=models,
             rocksdb_block_cache_bytes=settings.rocksdb_block_cache_bytes,
             cpus=os.cpu_count(),
+            load_average_1m=round(worker["load_1m"], 2),
         )
         if profile is not None:
             result["profile"] = str(profile)
