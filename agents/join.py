@@ -14,6 +14,7 @@ from typing import Any
 
 from streams import codec
 from streams.telemetry import Telemetry
+from tables import keys
 from tables.checkpoint import CheckpointStore
 from tables.join import JoinEffects, JoinRules
 
@@ -113,6 +114,14 @@ class JoinProcessor:
                     if now - last > self._idle_after_ms:
                         part.sides[topic] = max(part.sides.get(topic, 0), now)
                 part.stream_time = self._watermark(part.sides)
+                newest = max(part.sides.values(), default=0)
+                if newest:
+                    self._telemetry.lag_seconds.labels(str(part.partition)).set(
+                        max(now - newest, 0) / 1000
+                    )
+                self._telemetry.state_keys.labels(str(part.partition)).set(
+                    part.txn.estimated_keys()
+                )
         if now - self._last_checkpoint_ms >= self._interval_ms:
             await self.checkpoint()
 
@@ -130,6 +139,22 @@ class JoinProcessor:
             for partition, changed in models.items():
                 self._on_models_changed(partition, changed)
             self._telemetry.checkpointed(time.perf_counter() - started)
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        """After recovery: every model of a newly owned partition is rewritten to Redis.
+
+        The previous owner may have died between its checkpoint and its speed-view write, and
+        no new event need ever arrive for the model: the view is rebuilt from state here.
+        """
+        async with self._lock:
+            for partition in partitions:
+                part = self.store.partition(partition)
+                models = {
+                    key[len(keys.MODEL) :].decode()
+                    for key, _ in part.txn.scan(keys.MODEL, keys.MODEL_END)
+                }
+                if models:
+                    self._on_models_changed(partition, models)
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Flush what revoked partitions hold, then forget them: their new owner recovers."""

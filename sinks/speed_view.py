@@ -104,12 +104,14 @@ class SpeedView:
         self._telemetry = telemetry
         self._now = clock_ms
         self._dirty: dict[str, int] = {}  # model -> partition
+        self._known: dict[str, int] = {}  # every model seen: rewritten when Redis comes back
         self._written_at: dict[str, int] = {}
         self._failing = False
 
     def add(self, partition: int, models: set[str]) -> None:
         for model_id in models:
             self._dirty[model_id] = partition
+            self._known[model_id] = partition
 
     async def flush(self, force: bool = False) -> int:
         now = self._now()
@@ -126,6 +128,7 @@ class SpeedView:
             read = self._reader_for(partition)
             if read is None:  # partition moved to another worker: it writes the model now
                 self._dirty.pop(model_id, None)
+                self._known.pop(model_id, None)
                 continue
             hashes = model_view(read, model_id, self._windows, self._prefix)
             pipe.sadd(f"{self._prefix}:models", model_id)
@@ -143,8 +146,12 @@ class SpeedView:
             self._failing = True
             return 0
         if self._failing:
-            log.warning("speed view: Redis is back; models rewritten from state")
+            # Redis may have come back empty: rebuild every model this worker owns.
+            log.warning(
+                "speed view: Redis is back; rewriting %d models from state", len(self._known)
+            )
             self._failing = False
+            self._dirty.update(self._known)
         for model_id in written:
             self._dirty.pop(model_id, None)
             self._written_at[model_id] = now

@@ -22,6 +22,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.effective_replication_factor,
         producer_acks=-1,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        # Revocation must not wait for unacked events: the batch view holds its events until a
+        # flush (up to RUNWAY_BATCH_VIEW_MAX_AGE_S) and our revoke handler flushes them anyway;
+        # offsets are committed from checkpoint markers, not from Faust's acks.
+        stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
         producer_linger_ms=5,

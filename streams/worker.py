@@ -134,6 +134,12 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             await join.tick()
 
         revoke_handlers.append((join, {topics["predictions"], topics["outcomes"]}))
+        inputs = {topics["predictions"], topics["outcomes"]}
+
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+        async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+            assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in inputs}
+            await join.on_assigned(assigned)
 
     if speed_view is not None:
         view = speed_view

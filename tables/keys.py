@@ -19,6 +19,7 @@ PAIR = b"p"
 EXPIRY = b"x"
 BUCKET = b"b"
 MODEL = b"m"
+MODEL_END = b"n"  # the first key after every model record
 
 _BE = struct.Struct(">Q")
 

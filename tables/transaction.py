@@ -80,6 +80,12 @@ class PartitionTransaction:
                 continue
             yield key, value
 
+    def estimated_keys(self) -> int:
+        """RocksDB's estimate of the keys stored (for /metrics), 0 when it cannot tell."""
+        estimate = getattr(self._db, "property_int_value", None)
+        value = estimate("rocksdb.estimate-num-keys") if estimate else None
+        return int(value or 0)
+
     def change_count(self) -> int:
         return len(self._dirty)
 
