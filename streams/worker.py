@@ -187,26 +187,46 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
 
         revoke_handlers.append((batch_view, {topics["joined"]}))
 
-    processors = [processor for processor, _ in revoke_handlers]
+    watched = [(processor, names) for processor, names in revoke_handlers]
+    idle_ticks = [0]
     seen = [-1]
 
     @app.timer(interval=1.0)
-    async def fetch_watchdog() -> None:
-        """Release partitions Faust paused for a full buffer once every buffer is empty.
+    async def progress_watchdog() -> None:
+        """Re-seek owned input partitions that have records but stopped arriving.
 
-        Faust resumes fetching a partition from a pressure-drop callback of the agent's queue;
-        after SIGKILL storms we saw a partition never resumed (the group stalled with its lag
-        intact). When no agent has been handed anything for a second, every queue is empty, so a
-        partition still marked as buffered can only be stuck: hand it back to the fetcher.
+        After SIGKILL storms we saw Faust stop fetching one partition for good (paused for a
+        full buffer, or left behind by a rebalance) while the rest flowed: the group kept its
+        lag forever. When no agent has been handed anything for 3 s, every queue is empty, so a
+        partition whose end is past our checkpoint marker is stalled: resume it and seek it to
+        the marker (input below the marker is skipped anyway).
         """
-        received = sum(processor.received for processor in processors)
-        consumer: Any = app.consumer
-        stuck = list(getattr(consumer, "_buffered_partitions", ()))
-        if received == seen[0] and stuck:
-            log.warning("fetch watchdog: resuming partitions left paused: %s", stuck)
-            for tp in stuck:
-                consumer.on_buffer_drop(tp)
+        received = sum(processor.received for processor, _ in watched)
+        idle_ticks[0] = idle_ticks[0] + 1 if received == seen[0] else 0
         seen[0] = received
+        consumer: Any = app.consumer
+        if idle_ticks[0] < 3 or app.rebalancing or not consumer.flow_active:
+            return
+        idle_ticks[0] = 0
+        owned = [tp for tp in consumer.assignment() if any(tp.topic in n for _, n in watched)]
+        if not owned:
+            return
+        ends = await consumer.highwaters(*owned)
+        for processor, names in watched:
+            for tp in owned:
+                if tp.topic not in names or tp.partition not in processor.store.partitions:
+                    continue
+                resume_at = processor.store.partitions[tp.partition].applied.get(tp.topic, -1) + 1
+                if ends.get(tp, 0) > resume_at:
+                    log.warning(
+                        "progress watchdog: %s stalled at %s of %s; seeking",
+                        tp,
+                        resume_at,
+                        ends[tp],
+                    )
+                    consumer._buffered_partitions.discard(tp)
+                    consumer.resume_partitions([tp])
+                    await consumer.seek(tp, resume_at)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

@@ -73,6 +73,8 @@ class JoinRules:
             )
             self._unindex(state, pid_key, record["dl"])
             self._join(state, pid_key, pred, record["out"], fx)
+            if record.get("d"):
+                self._count(state, model_id, version, ts, "do", record["d"])
         else:
             self._count_duplicate(state, record, "dp", ts)
 
@@ -96,7 +98,10 @@ class JoinRules:
             self._unindex(state, pid_key, record["dl"])
             self._join(state, pid_key, record["pred"], out, fx)
         elif kind == "E":
-            self._count(state, out["model_id"], None, out["timestamp"], "do")
+            # Held until the pair resolves, so the duplicate lands in the same buckets (version
+            # included) whichever side the consumer happened to read first.
+            record["d"] = record.get("d", 0) + 1
+            state.set(pid_key, record)
         elif kind == "J":
             self._count_duplicate(state, record, "do", out["timestamp"])
         else:
@@ -126,6 +131,8 @@ class JoinRules:
             out = record["out"]
             fx.models.add(out["model_id"])
             self._count(state, out["model_id"], None, out["timestamp"], "orph")
+            if record.get("d"):
+                self._count(state, out["model_id"], None, out["timestamp"], "do", record["d"])
             state.delete(key)
         else:
             state.delete(key)
@@ -206,10 +213,16 @@ class JoinRules:
             self._count(state, record["out"]["model_id"], None, fallback_ts, field_)
 
     def _count(
-        self, state: State, model_id: str, version: str | None, ts: int, field_: str
+        self,
+        state: State,
+        model_id: str,
+        version: str | None,
+        ts: int,
+        field_: str,
+        amount: int = 1,
     ) -> None:
         def inc(agg: dict[str, Any]) -> None:
-            agg[field_] = agg.get(field_, 0) + 1
+            agg[field_] = agg.get(field_, 0) + amount
 
         self._bump(state, model_id, version, ts, inc)
 
