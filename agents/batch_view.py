@@ -45,6 +45,7 @@ class BatchViewProcessor:
         retention_ms: int,
         telemetry: Telemetry,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self._writer = writer
@@ -54,6 +55,7 @@ class BatchViewProcessor:
         self._retention_ms = retention_ms
         self._telemetry = telemetry
         self._now = wall_clock_ms
+        self._stopping = stopping
         self._lock = asyncio.Lock()
         self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._buffers: dict[int, _Buffer] = {}
@@ -62,6 +64,8 @@ class BatchViewProcessor:
     async def process(self, event: Any) -> None:
         message = event.message
         self.received += 1
+        if self._stopping():
+            return  # left unacked and uncommitted: the next owner replays it
         async with self._lock:
             part = self._partition(message.partition)
             part.unacked.append(event)
@@ -97,6 +101,10 @@ class BatchViewProcessor:
             await self.flush()
 
     async def flush(self) -> None:
+        # A stopping worker's tables are already closed and its partitions about to move:
+        # whatever it has not written is replayed by the next owner.
+        if self._stopping():
+            return
         async with self._lock:
             ready = {
                 p

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from config.settings import Settings
 from streams.traffic import Record
@@ -140,7 +141,10 @@ async def group_caught_up(settings: Settings, topics: list[str]) -> bool:
     await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(settings.app_id)
+        try:
+            committed = await admin.list_consumer_group_offsets(settings.app_id)
+        except KafkaError:  # e.g. no group coordinator yet on a brand-new broker
+            return False
         partitions = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
         ends = await consumer.end_offsets(partitions)
         for tp in partitions:
