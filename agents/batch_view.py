@@ -45,7 +45,6 @@ class BatchViewProcessor:
         retention_ms: int,
         telemetry: Telemetry,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self._writer = writer
@@ -55,7 +54,6 @@ class BatchViewProcessor:
         self._retention_ms = retention_ms
         self._telemetry = telemetry
         self._now = wall_clock_ms
-        self._stopping = stopping
         self._lock = asyncio.Lock()
         self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._buffers: dict[int, _Buffer] = {}
@@ -64,8 +62,6 @@ class BatchViewProcessor:
     async def process(self, event: Any) -> None:
         message = event.message
         self.received += 1
-        if self._stopping():
-            return  # left unacked and uncommitted: the next owner replays it
         async with self._lock:
             part = self._partition(message.partition)
             part.unacked.append(event)
@@ -101,10 +97,6 @@ class BatchViewProcessor:
             await self.flush()
 
     async def flush(self) -> None:
-        # A stopping worker's tables are already closed and its partitions about to move:
-        # whatever it has not written is replayed by the next owner.
-        if self._stopping():
-            return
         async with self._lock:
             ready = {
                 p
@@ -163,5 +155,12 @@ class BatchViewProcessor:
             )
         for partition in partitions:
             buffer = self._buffers.pop(partition)
+            log.info(
+                "batch view: partition %s offsets %s..%s: %d rows written",
+                partition,
+                buffer.first_offset,
+                buffer.last_offset,
+                len(buffer.rows),
+            )
             self._cut_at.pop(partition, None)
             self._telemetry.batch_view_rows.inc(len(buffer.rows))

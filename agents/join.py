@@ -36,7 +36,6 @@ class JoinProcessor:
         on_models_changed: Callable[[int, set[str]], None],
         telemetry: Telemetry,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-        stopping: Callable[[], bool] = lambda: False,
         max_events_per_s: float | None = None,
     ) -> None:
         self.store = store
@@ -54,7 +53,6 @@ class JoinProcessor:
         self._on_models_changed = on_models_changed
         self._telemetry = telemetry
         self._now = wall_clock_ms
-        self._stopping = stopping
         self._max_rate = max_events_per_s
         self._lock = asyncio.Lock()
         self.received = 0  # records handed to this agent (for the fetch watchdog)
@@ -68,8 +66,6 @@ class JoinProcessor:
         """Handle one Kafka record of predictions or outcomes."""
         message = event.message
         self.received += 1
-        if self._stopping():
-            return  # left unacked and uncommitted: the next owner replays it
         async with self._lock:
             part = self.store.partition(message.partition)
             if part.already_applied(message.topic, message.offset):
@@ -130,10 +126,6 @@ class JoinProcessor:
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
-        # A stopping worker's tables are already closed and its partitions about to move:
-        # whatever it has not made durable is replayed by the next owner.
-        if self._stopping():
-            return
         async with self._lock:
             started = time.perf_counter()
             for part in self.store.partitions.values():
@@ -163,6 +155,7 @@ class JoinProcessor:
                 }
                 if models:
                     self._on_models_changed(partition, models)
+        log.info("join: owns partitions %s after recovery", sorted(partitions))
 
     async def on_revoked(self, partitions: set[int]) -> None:
         """Flush what revoked partitions hold, then forget them: their new owner recovers."""

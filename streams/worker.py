@@ -120,7 +120,6 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             speed_view.add if speed_view else (lambda partition, models: None),
             telemetry,
             max_events_per_s=settings.max_events_per_s,
-            stopping=lambda: bool(app.should_stop),
         )
 
         @app.agent(_raw_topic(app, topics["predictions"], topics["outcomes"]), name="join")
@@ -173,7 +172,6 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             int(settings.batch_view_max_age_s * 1000),
             settings.label_ttl_ms + settings.done_retention_ms,
             telemetry,
-            stopping=lambda: bool(app.should_stop),
         )
 
         @app.agent(_raw_topic(app, topics["joined"]), name="batch_view")
