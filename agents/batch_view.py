@@ -81,8 +81,9 @@ class BatchViewProcessor:
                 else:
                     self._telemetry.batch_view_duplicates.inc()
             cut = self._cut_at.get(message.partition)
+            # The row bound is over all partitions' buffers: it is what bounds memory.
             due = (cut is not None and message.offset >= cut) or (
-                cut is None and len(buffer.rows) >= self._max_rows
+                cut is None and sum(len(b.rows) for b in self._buffers.values()) >= self._max_rows
             )
         if due:
             await self.flush()

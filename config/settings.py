@@ -72,6 +72,10 @@ class Settings(BaseSettings):
         description="Consumer group session timeout: how soon a dead worker's partitions move.",
     )
     heartbeat_interval_s: float = Field(3.0, description="Consumer group heartbeat interval.")
+    rocksdb_write_buffer_bytes: int = Field(
+        8 * 1024 * 1024,
+        description="Memtable size per partition RocksDB (Faust's default 64 MiB x 3 per DB).",
+    )
     stream_buffer_maxsize: int = Field(
         4096, description="Records Faust buffers per agent before it pauses fetching."
     )
@@ -116,7 +120,9 @@ class Settings(BaseSettings):
     redis_key_prefix: str = Field("runway", description="Prefix of every Redis key.")
 
     # -- batch view -----------------------------------------------------------------------------
-    batch_view_max_rows: int = Field(100_000, description="Flush a Parquet file at this many rows.")
+    batch_view_max_rows: int = Field(
+        100_000, description="Flush Parquet when this many rows are buffered (all partitions)."
+    )
     batch_view_max_age_s: float = Field(60.0, description="...or when its oldest row is this old.")
 
     # -- local stack (`runway stack up`) ---------------------------------------------------------

@@ -33,7 +33,13 @@ def create_app(settings: Settings) -> faust.App:
         producer_max_batch_size=CHANGELOG_BATCH_BYTES,
         producer_max_request_size=CHANGELOG_BATCH_BYTES + 1_048_576,
         consumer_max_fetch_size=4 * 1_048_576,
-        rocksdb_options={"block_cache_size": settings.rocksdb_block_cache_bytes},
+        rocksdb_options={
+            "block_cache_size": settings.rocksdb_block_cache_bytes,
+            # Per partition DB and table: Faust's defaults (64 MiB x 3 memtables) reached a
+            # 4.8 GB peak RSS on the 1M-event benchmark with 16 partitions x 2 tables.
+            "write_buffer_size": settings.rocksdb_write_buffer_bytes,
+            "max_write_buffer_number": 2,
+        },
         autodiscover=False,
     )
     return app

@@ -44,7 +44,10 @@ class PartitionTransaction:
     def set(self, key: bytes, value: Any) -> None:
         """Store `value` (which may be an object obtained from `get` and changed in place)."""
         if key not in self._dirty:
-            if self.get(key) is None:
+            previous = self._values.get(key, _MISSING)
+            if previous is _MISSING:
+                previous = self.get(key)
+            if previous is None:
                 self._new.add(key)
             self._dirty.add(key)
         self._values[key] = value
