@@ -7,6 +7,8 @@ numbers (`shared/seed/scalability-reliability.md`) and the local stack's loopbac
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -183,3 +185,15 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the environment once; callers pass the object on (nothing reads it at import)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def worker_environment(settings: Settings) -> dict[str, str]:
+    """The environment that makes a `runway worker` subprocess load exactly `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, dict):
+            value = json.dumps(value)
+        env[f"RUNWAY_{name.upper()}"] = str(value)
+    return env

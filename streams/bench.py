@@ -50,7 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.cli import option
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
-from config.settings import Settings
+from config.settings import Settings, worker_environment
 from stack.topics import ensure_topics
 from streams.generate_cli import make_producer
 from streams.traffic import TrafficSpec, generate
@@ -101,17 +101,6 @@ def bench_settings(settings: Settings, tag: str, workdir: Path, port: int) -> Se
             "web_port": port,
         }
     )
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment of a `runway worker` subprocess configured as `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"RUNWAY_{name.upper()}"] = (
-                json.dumps(value) if isinstance(value, dict) else str(value)
-            )
-    return env
 
 
 async def preload(settings: Settings, spec: TrafficSpec) -> Backlog:
@@ -256,7 +245,7 @@ async def measure_worker(
     log = log_path.open("ab")
     process = subprocess.Popen(
         [RUNWAY, "worker", "-l", "warn"],
-        env=settings_env(settings),
+        env=worker_environment(settings),
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -24,7 +24,6 @@ import contextlib
 import ctypes
 import json
 import math
-import os
 import random
 import signal
 import subprocess
@@ -47,7 +46,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from config.settings import Settings
+from config.settings import Settings, worker_environment
 from stack import api
 from stack.errors import StackError
 from stack.topics import ensure_topics
@@ -156,18 +155,6 @@ def metrics_table(rows: Sequence[tuple[str, ...]], title: str) -> Table:
 # -- workers ---------------------------------------------------------------------------------------
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a `runway worker` load exactly `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            value = json.dumps(value)
-        env[f"RUNWAY_{name.upper()}"] = str(value)
-    return env
-
-
 def _parent_death_signal() -> Callable[[], None] | None:
     """A `preexec_fn` (Linux) that has the kernel SIGTERM the worker when the demo dies.
 
@@ -205,7 +192,7 @@ class DemoWorker:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [*_runway_executable(), "worker", "-l", "info"],
-                env=settings_env(self.settings),
+                env=worker_environment(self.settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -7,8 +7,6 @@ exactly as a user runs them. Waiting is always on a condition with a deadline.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -24,23 +22,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from config.settings import Settings
+from config.settings import Settings, worker_environment
 from streams.traffic import Record
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNWAY = str(Path(sys.executable).parent / "runway")
 T = TypeVar("T")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, dict):
-            value = json.dumps(value)
-        env[f"RUNWAY_{name.upper()}"] = str(value)
-    return env
 
 
 @dataclass
@@ -53,7 +40,7 @@ class Worker:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [RUNWAY, "worker", "-l", "info"],
-            env=settings_env(self.settings),
+            env=worker_environment(self.settings),
             cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
