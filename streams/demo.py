@@ -50,8 +50,8 @@ from config.settings import Settings, worker_environment
 from stack import api
 from stack.errors import StackError
 from stack.topics import ensure_topics
-from streams.generate_cli import MAX_IN_FLIGHT, make_producer
-from streams.traffic import TrafficSpec, generate, plan_models
+from streams.generate_cli import produce
+from streams.traffic import TrafficSpec, plan_models
 
 DEMO_DIR = Path("var/demo")
 WINDOW = "1h"
@@ -294,42 +294,15 @@ class SendCounter:
     records: int = 0
     samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
 
+    def add(self, records: int, events: int) -> None:
+        self.records += records
+        self.events += events
+
     def sample(self, now: float) -> float:
         """Events/s over the last few seconds of samples."""
         self.samples.append((now, self.events))
         (t0, e0), (t1, e1) = self.samples[0], self.samples[-1]
         return (e1 - e0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-async def send_traffic(settings: Settings, spec: TrafficSpec, counter: SendCounter) -> None:
-    """`streams.generate_cli.produce`'s loop, counting into `counter` as it goes.
-
-    `produce` reports its counts only when it returns; the demo's footer needs them live.
-    """
-    topics = {"predictions": settings.topic("predictions"), "outcomes": settings.topic("outcomes")}
-    producer = make_producer(settings)
-    await producer.start()
-    in_flight: list[asyncio.Future[Any]] = []
-    rate = spec.rate or None
-    started = time.monotonic()
-    try:
-        for record in generate(spec, random.Random(spec.start_ms)):
-            in_flight.append(
-                await producer.send(topics[record.topic], record.value, key=record.key)
-            )
-            counter.records += 1
-            counter.events += record.events
-            if len(in_flight) >= MAX_IN_FLIGHT:
-                await asyncio.gather(*in_flight)
-                in_flight.clear()
-            if rate is not None:
-                ahead = counter.events / rate - (time.monotonic() - started)
-                if ahead > 0.005:
-                    await asyncio.sleep(ahead)
-        await producer.flush()
-        await asyncio.gather(*in_flight)
-    finally:
-        await producer.stop()
 
 
 # -- reading what the workers made -----------------------------------------------------------------
@@ -458,7 +431,7 @@ class Demo:
         loop = asyncio.get_running_loop()
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._request_stop, stop, signum)
-        generator: asyncio.Task[None] | None = None
+        generator: asyncio.Task[Any] | None = None
         watch: GroupWatch | None = None
         sending_s = 0.0
         failure: DemoError | None = None
@@ -469,7 +442,15 @@ class Demo:
             await self._wait_group(watch, stop)
             if not stop.is_set():
                 spec = demo_spec(self.options, int(time.time() * 1000))
-                generator = asyncio.create_task(send_traffic(self.settings, spec, self.counter))
+                generator = asyncio.create_task(
+                    produce(
+                        self.settings,
+                        spec,
+                        False,
+                        random.Random(spec.start_ms),
+                        on_sent=self.counter.add,
+                    )
+                )
                 model_ids = [plan.model_id for plan in plan_models(spec, random.Random(0))]
                 started = time.monotonic()
                 try:
@@ -577,7 +558,7 @@ class Demo:
     async def _watch(
         self,
         stop: asyncio.Event,
-        generator: asyncio.Task[None],
+        generator: asyncio.Task[Any],
         watch: GroupWatch,
         model_ids: list[str],
     ) -> None:

@@ -68,8 +68,12 @@ async def produce(
     progress: bool,
     rng: random.Random | None = None,
     clock: Callable[[], float] = time.monotonic,
+    on_sent: Callable[[int, int], None] | None = None,
 ) -> GenerateReport:
-    """Send every record of `generate(spec, rng)`, paced to `spec.rate`; count what was sent."""
+    """Send every record of `generate(spec, rng)`, paced to `spec.rate`; count what was sent.
+
+    `on_sent(records, events)` is told of every record as it goes (the demo's live footer).
+    """
     topics = {"predictions": settings.topic("predictions"), "outcomes": settings.topic("outcomes")}
     producer = make_producer(settings)
     await producer.start()
@@ -86,6 +90,8 @@ async def produce(
             records += 1
             events += record.events
             nbytes += len(record.value)
+            if on_sent is not None:
+                on_sent(1, record.events)
             if len(in_flight) >= MAX_IN_FLIGHT:
                 await asyncio.gather(*in_flight)
                 in_flight.clear()

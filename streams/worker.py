@@ -53,6 +53,16 @@ def _producer(app: faust.App) -> Any:
     return app.producer._producer  # type: ignore[attr-defined]  # aiokafka's, under Faust's
 
 
+def _checkpoint_store(app: faust.App, table: Any) -> CheckpointStore:
+    return CheckpointStore(
+        table.changelog_topic.get_topic_name(),
+        table.data._db_for_partition,
+        lambda: _producer(app),
+        _unbound_ack,
+        _committer(app),
+    )
+
+
 def _committer(app: faust.App) -> Any:
     async def commit(offsets: dict[tuple[str, int], int]) -> None:
         if offsets:
@@ -70,13 +80,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     revoke_handlers: list[Any] = []
 
     join_table = _state_table(app, "join", settings)
-    join_store = CheckpointStore(
-        join_table.changelog_topic.get_topic_name(),
-        join_table.data._db_for_partition,
-        lambda: _producer(app),
-        _unbound_ack,
-        _committer(app),
-    )
+    join_store = _checkpoint_store(app, join_table)
 
     speed_view: SpeedView | None = None
     if "speed_view" in enabled:
@@ -150,13 +154,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
 
     if "batch_view" in enabled:
         seen_table = _state_table(app, "batch_view", settings)
-        seen_store = CheckpointStore(
-            seen_table.changelog_topic.get_topic_name(),
-            seen_table.data._db_for_partition,
-            lambda: _producer(app),
-            _unbound_ack,
-            _committer(app),
-        )
+        seen_store = _checkpoint_store(app, seen_table)
         filesystem, root = open_filesystem(
             settings.batch_view_uri,
             settings.s3_endpoint_url,

@@ -29,22 +29,6 @@ EPS = 1e-15
 _LOG_DELAY = math.log(DELAY_RATIO)
 _LOG_VALUE = math.log(VALUE_RATIO)
 
-COUNTERS = (
-    "n",
-    "lab",
-    "exp",
-    "dp",
-    "do",
-    "late",
-    "orph",
-    "cor",
-    "pos",
-    "ll",
-    "br",
-    "ae",
-    "se",
-    "e",
-)
 HISTOGRAMS = ("sh", "shp", "shn", "dh")
 
 

@@ -111,7 +111,3 @@ class PartitionTransaction:
             value = orjson.loads(raw)
             self._values[key] = value
         return value
-
-
-def encode(value: Any) -> bytes:
-    return orjson.dumps(value)

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pyarrow.dataset as ds
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
 from config.settings import Settings, worker_environment
+from streams.generate_cli import make_producer
 from streams.traffic import Record
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,14 +100,7 @@ async def wait_for(
 
 
 async def send_records(settings: Settings, records: Iterable[Record]) -> int:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=10,
-        max_batch_size=1_048_576,
-        max_request_size=2_097_152,
-    )
+    producer = make_producer(settings)
     await producer.start()
     sent = 0
     try:
