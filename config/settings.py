@@ -152,6 +152,34 @@ class Settings(BaseSettings):
         "postgresql://runway@127.0.0.1:5433/runway", description="PostgreSQL (registry, later)."
     )
 
+    # -- autoscale (`runway lag`, `runway autoscale`, deploy/keda) --------------------------------
+    autoscale_min_workers: int = Field(4, description="Fewest workers (seed: 4).")
+    autoscale_max_workers: int = Field(
+        32, description="Most workers (seed: 32); capped at the input topics' partition count."
+    )
+    autoscale_scale_up_lag_s: float = Field(
+        300.0, description="Scale up when the group's lag exceeds this many seconds (seed: 300)."
+    )
+    autoscale_scale_down_lag_s: float = Field(
+        30.0, description="Scale down when the lag stays under this many seconds (seed: 30)."
+    )
+    autoscale_stabilization_s: float = Field(
+        300.0, description="...for this long before each step down (as Kubernetes' HPA)."
+    )
+    autoscale_cooldown_s: float = Field(
+        120.0, description="No further change for this long after any change."
+    )
+    autoscale_interval_s: float = Field(5.0, description="How often the autoscaler samples lag.")
+    autoscale_rate_window_s: float = Field(
+        30.0, description="Consumption rate = committed offsets' growth over this window."
+    )
+    autoscale_metrics_port: int = Field(
+        6060, description="The autoscaler's Prometheus /metrics port (0 = none)."
+    )
+    autoscale_dir: Path = Field(
+        Path("var/autoscale"), description="Data directories and logs of autoscaled workers."
+    )
+
     # -- test-only ------------------------------------------------------------------------------
     max_events_per_s: float | None = Field(
         None, description="Test-only cap on one worker's input rate (autoscaler tests)."
