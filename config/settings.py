@@ -152,6 +152,45 @@ class Settings(BaseSettings):
         "postgresql://runway@127.0.0.1:5433/runway", description="PostgreSQL (registry, later)."
     )
 
+    # -- registry and HTTP API (issue 4; registry/) ---------------------------------------------
+    registry_dsn: str | None = Field(
+        None,
+        description="Registry database (SQLAlchemy URL or postgresql:// DSN); "
+        "unset = SQLite file registry.sqlite3 under RUNWAY_DATADIR.",
+    )
+    registry_read_dsn: str | None = Field(
+        None, description="Optional read replica for registry reads; unset = RUNWAY_REGISTRY_DSN."
+    )
+    registry_db_timeout_s: float = Field(
+        3.0, description="Connect/statement timeout of registry queries: how soon 'DB down' shows."
+    )
+    registry_group_id: str = Field(
+        "runway-registry", description="Consumer group of `runway registry-agent`."
+    )
+    api_host: str = Field("127.0.0.1", description="`runway api` listen address.")
+    api_port: int = Field(8080, description="`runway api` port.")
+    api_token: str = Field(
+        "change-me", description="Bearer token that API writes must carry (Authorization header)."
+    )
+    bulkhead_dashboard_max_concurrent: int = Field(
+        50, description="Dashboard-class API requests in flight (seed: 50)."
+    )
+    bulkhead_dashboard_max_wait_s: float = Field(
+        5.0, description="Longest wait for a dashboard slot before 503 (seed: 5 s)."
+    )
+    bulkhead_api_max_concurrent: int = Field(
+        100, description="API-class requests in flight (seed: 100)."
+    )
+    bulkhead_api_max_wait_s: float = Field(
+        10.0, description="Longest wait for an API slot before 503 (seed: 10 s)."
+    )
+    bulkhead_internal_max_concurrent: int = Field(
+        30, description="Internal-class requests in flight (seed: 30)."
+    )
+    bulkhead_internal_max_wait_s: float = Field(
+        3.0, description="Longest wait for an internal slot before 503 (seed: 3 s)."
+    )
+
     # -- autoscale (`runway lag`, `runway autoscale`, deploy/keda) --------------------------------
     autoscale_min_workers: int = Field(4, description="Fewest workers (seed: 4).")
     autoscale_max_workers: int = Field(

@@ -1,0 +1,96 @@
+"""The registry's tables, created idempotently on start (SQLite and PostgreSQL alike).
+
+Times are integer epoch milliseconds, like every Runway message. JSON columns hold the free-form
+parts (baseline metrics, a staleness event's metrics and lists) so adding a metric needs no
+migration.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT identity.
+_ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("model_id", sa.String(200), primary_key=True),
+    sa.Column("task", sa.String(32), nullable=True),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+versions = sa.Table(
+    "versions",
+    metadata,
+    sa.Column("model_id", sa.String(200), primary_key=True),
+    sa.Column("version", sa.String(200), primary_key=True),
+    sa.Column("task", sa.String(32), nullable=False),
+    sa.Column("trained_at", sa.BigInteger, nullable=True),
+    sa.Column("deployed_at", sa.BigInteger, nullable=True),
+    sa.Column("baseline_metrics", sa.JSON, nullable=False),
+    sa.Column("max_age_ms", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+dependencies = sa.Table(
+    "dependencies",
+    metadata,
+    sa.Column("upstream", sa.String(200), primary_key=True),
+    sa.Column("downstream", sa.String(200), primary_key=True),
+    # kind of the upstream node (model, feature or dataset); the downstream node's own kind
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("downstream_kind", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_dependencies_downstream", "downstream"),
+)
+
+staleness = sa.Table(
+    "staleness",
+    metadata,
+    sa.Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("model_id", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=True),
+    sa.Column("schema_version", sa.Integer, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("uncertainty", sa.Float, nullable=True),
+    sa.Column("basis", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("event_time", sa.BigInteger, nullable=False),
+    sa.Column("emitted_at", sa.BigInteger, nullable=False),
+    sa.Column("metrics", sa.JSON, nullable=False),
+    sa.Column("impacted", sa.JSON, nullable=False),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
+    # an event delivered twice (at-least-once) is the same verdict: recorded once
+    sa.UniqueConstraint("model_id", "event_time", "emitted_at", name="uq_staleness_event"),
+    sa.Index("ix_staleness_model_time", "model_id", "event_time"),
+)
+
+retrain_requests = sa.Table(
+    "retrain_requests",
+    metadata,
+    sa.Column("request_id", sa.String(200), primary_key=True),
+    sa.Column("model_id", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("episode", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_retrain_requests_model", "model_id"),
+)
+
+retrain_history = sa.Table(
+    "retrain_history",
+    metadata,
+    sa.Column("request_id", sa.String(200), primary_key=True),
+    sa.Column("status", sa.String(32), primary_key=True),
+    sa.Column("at", sa.BigInteger, primary_key=True),
+    sa.Column("detail", sa.Text, nullable=True),
+)
