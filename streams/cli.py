@@ -6,6 +6,7 @@ commands registered here, the one place where the command line meets the wiring.
 
 from __future__ import annotations
 
+from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
 from stack.commands import register as register_stack
 from streams.app import create_app
@@ -25,4 +26,5 @@ def main() -> None:
     register_demo(app, settings)
     register_bench(app, settings)
     register_schemas(app, settings)
+    register_autoscale(app, settings)
     app.main()
