@@ -58,16 +58,22 @@ class DependencyIn(BaseModel):
 
 
 class StalenessRecord(BaseModel):
-    model_id: str
+    """A staleness event as recorded (ARCHITECTURE.md "Staleness events"; unknown fields are
+    ignored). Mirrors `staleness.events.StalenessEvent` so the registry validates the same way
+    without importing the scorer."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model_id: str = Field(min_length=1, max_length=200)
     model_version: str | None = None
     schema_version: int | None = None
-    state: str
-    score: float
-    uncertainty: float | None = None
-    basis: list[str] = Field(default_factory=list)
+    state: Literal["FRESH", "WARNING", "STALE"]
+    score: float = Field(ge=0.0, le=1.0)
+    uncertainty: float | None = Field(None, ge=0.0, le=1.0)
+    basis: list[Literal["performance", "drift", "age"]] = Field(default_factory=list)
     reason: str | None = None
-    event_time: int
-    emitted_at: int
+    event_time: int = Field(ge=0)
+    emitted_at: int = Field(ge=0)
     metrics: dict[str, object] = Field(default_factory=dict)
     impacted: list[str] = Field(default_factory=list)
     recorded_at: int | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
+from registry.cli import register as register_registry
 from stack.commands import register as register_stack
 from streams.app import create_app
 from streams.bench import register as register_bench
@@ -26,5 +27,6 @@ def main() -> None:
     register_demo(app, settings)
     register_bench(app, settings)
     register_schemas(app, settings)
+    register_registry(app, settings)
     register_autoscale(app, settings)
     app.main()

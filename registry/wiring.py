@@ -1,0 +1,44 @@
+"""The one place the registry's parts are built from the settings (no I/O until used)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import AIOKafkaClient
+from fastapi import FastAPI
+from redis import Redis
+
+from config.settings import Settings
+from registry.api import KafkaCheck, create_api
+from registry.cache import RegistryCache
+from registry.service import Registry
+from registry.store import Store
+
+
+def build_registry(settings: Settings) -> Registry:
+    timeout = settings.registry_db_timeout_s
+    redis = Redis.from_url(
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    windows = [w.strip() for w in settings.windows.split(",") if w.strip()]
+    return Registry(
+        Store.from_settings(settings), RegistryCache(redis, settings.redis_key_prefix), windows
+    )
+
+
+def kafka_check(settings: Settings) -> KafkaCheck:
+    async def ok() -> bool:
+        client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=2000)
+        try:
+            await asyncio.wait_for(client.bootstrap(), settings.registry_db_timeout_s)
+            return True
+        except Exception:  # any failure to reach a broker is "down" for /health
+            return False
+        finally:
+            await client.close()
+
+    return ok
+
+
+def build_api(settings: Settings) -> FastAPI:
+    return create_api(settings, build_registry(settings), kafka_check(settings))
