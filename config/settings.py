@@ -127,6 +127,59 @@ class Settings(BaseSettings):
     )
     batch_view_max_age_s: float = Field(60.0, description="...or when its oldest row is this old.")
 
+    # -- staleness (issue 4; staleness/ - thresholds of the scorer, README "Staleness") -------
+    staleness_windows: str = Field(
+        "1h,24h", description="Recent windows judged (each must be in RUNWAY_WINDOWS)."
+    )
+    staleness_reference_window_ms: int = Field(
+        DAY_MS, description="Reference window: this long from a version's first prediction."
+    )
+    staleness_reference_settle_ms: int = Field(
+        DAY_MS, description="The reference takes late labels this long after its end, then freezes."
+    )
+    staleness_min_labels: int = Field(
+        200, description="Labels a window needs before performance is judged."
+    )
+    staleness_min_label_coverage: float = Field(
+        0.1, description="...and label coverage; below it ground truth counts as delayed."
+    )
+    staleness_min_predictions: int = Field(
+        500, description="Predictions each side needs before drift (PSI) is computed."
+    )
+    staleness_binary_metric: Literal["roc_auc", "accuracy"] = Field(
+        "roc_auc", description="Primary metric of binary models (regression: rmse)."
+    )
+    staleness_noise_z: float = Field(
+        2.0, description="A performance drop counts only beyond this many standard errors."
+    )
+    staleness_perf_warning: float = Field(
+        0.05, description="Relative drop beyond noise that means WARNING."
+    )
+    staleness_perf_stale: float = Field(
+        0.10, description="Relative drop beyond noise that means STALE."
+    )
+    staleness_psi_moderate: float = Field(0.1, description="PSI from here: moderate (WARNING).")
+    staleness_psi_significant: float = Field(
+        0.2, description="PSI from here: significant (STALE)."
+    )
+    staleness_psi_bins: int = Field(
+        10, description="PSI is taken over this many reference-quantile bins."
+    )
+    staleness_psi_epsilon: float = Field(
+        1e-4, description="Share used for an empty bin in PSI."
+    )
+    staleness_max_age_ms: int = Field(
+        30 * DAY_MS, description="Maximum model age unless the registry says otherwise."
+    )
+    staleness_age_warning_fraction: float = Field(
+        0.8, description="WARNING from this fraction of the maximum age; STALE at 1."
+    )
+    staleness_warning_score: float = Field(0.4, description="Score from which a model is WARNING.")
+    staleness_stale_score: float = Field(0.7, description="Score from which a model is STALE.")
+    staleness_heartbeat_interval_ms: int = Field(
+        60_000, description="Re-emit an unchanged verdict this often (wall clock)."
+    )
+
     # -- local stack (`runway stack up`) ---------------------------------------------------------
     stack_dir: Path = Field(
         Path(".stack"), description="The local stack's one directory: data, logs, pid files."
