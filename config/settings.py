@@ -159,15 +159,11 @@ class Settings(BaseSettings):
         0.10, description="Relative drop beyond noise that means STALE."
     )
     staleness_psi_moderate: float = Field(0.1, description="PSI from here: moderate (WARNING).")
-    staleness_psi_significant: float = Field(
-        0.2, description="PSI from here: significant (STALE)."
-    )
+    staleness_psi_significant: float = Field(0.2, description="PSI from here: significant (STALE).")
     staleness_psi_bins: int = Field(
         10, description="PSI is taken over this many reference-quantile bins."
     )
-    staleness_psi_epsilon: float = Field(
-        1e-4, description="Share used for an empty bin in PSI."
-    )
+    staleness_psi_epsilon: float = Field(1e-4, description="Share used for an empty bin in PSI.")
     staleness_max_age_ms: int = Field(
         30 * DAY_MS, description="Maximum model age unless the registry says otherwise."
     )

@@ -56,7 +56,9 @@ class ModelSignals:
 def window_aggregate(
     read: Reader, model_id: str, version: str, window: Window, now_ms: int
 ) -> dict[str, Any]:
-    buckets = (read(keys.bucket(model_id, version, window.gran, s)) for s in window.bucket_starts(now_ms))
+    buckets = (
+        read(keys.bucket(model_id, version, window.gran, s)) for s in window.bucket_starts(now_ms)
+    )
     return aggregates.merge(b for b in buckets if b)
 
 

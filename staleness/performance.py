@@ -50,9 +50,9 @@ def hanley_mcneil_se(auc: float, n_pos: int, n_neg: int) -> float:
     """Standard error of an AUC estimate from n_pos positives and n_neg negatives."""
     q1 = auc / (2 - auc)
     q2 = 2 * auc * auc / (1 + auc)
-    var = (
-        auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)
-    ) / (n_pos * n_neg)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (
+        n_pos * n_neg
+    )
     return math.sqrt(max(var, 0.0))
 
 

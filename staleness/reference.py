@@ -58,9 +58,7 @@ def compute_reference(
     read: Reader, model_id: str, version: str, start_ms: int, clock_ms: int, cfg: StalenessConfig
 ) -> dict[str, Any]:
     end = start_ms + -(-cfg.reference_window_ms // HOUR_MS) * HOUR_MS
-    buckets = (
-        read(keys.bucket(model_id, version, "h", s)) for s in range(start_ms, end, HOUR_MS)
-    )
+    buckets = (read(keys.bucket(model_id, version, "h", s)) for s in range(start_ms, end, HOUR_MS))
     return {
         "v": VERSION,
         "start": start_ms,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from staleness.config import StalenessConfig
-from staleness.reference import refresh_reference, reference_key
+from staleness.reference import reference_key, refresh_reference
 from tables import aggregates, keys
 from tables.windows import GRANULARITIES, HOUR_MS, MINUTE_MS
 
