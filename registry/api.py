@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 KafkaCheck = Callable[[], Awaitable[bool]]
 DB_RETRY_AFTER_S = 5
+# module level: FastAPI resolves the (string) annotation in this module's globals
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
 
 
 def bulkheads_from(settings: Settings) -> dict[str, Bulkhead]:
@@ -121,11 +123,7 @@ def create_api(
         hold.__name__ = f"bulkhead_{cls}"
         return hold
 
-    bearer = HTTPBearer(auto_error=False)
-
-    def require_token(
-        cred: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
+    def require_token(cred: Credentials) -> None:
         if cred is None or not secrets.compare_digest(
             cred.credentials.encode(), settings.api_token.encode()
         ):
