@@ -268,6 +268,58 @@ class Settings(BaseSettings):
         Path("var/autoscale"), description="Data directories and logs of autoscaled workers."
     )
 
+    # -- retrain agent and stand-in orchestrator (issue 5; retrain/) -------------------------------
+    retrain_orchestrator_url: str = Field(
+        "http://127.0.0.1:8090", description="Orchestrator (Maestro API) base URL."
+    )
+    retrain_workflow_id: str = Field(
+        "runway-retrain", description="Maestro workflow started to retrain a model."
+    )
+    retrain_workflows: dict[str, str] = Field(
+        default_factory=dict, description='Per-model workflow, JSON: {"model-a": "wf-a"}.'
+    )
+    retrain_group_id: str | None = Field(
+        None, description="Consumer group of `runway retrain-agent`; unset = <app id>-retrain."
+    )
+    retrain_web_port: int = Field(6070, description="Retrain agent's /health and /metrics port.")
+    retrain_cooldown_ms: int = Field(
+        DAY_MS, description="No new request for a model within this (event time) of its last."
+    )
+    retrain_max_concurrent: int = Field(
+        20, description="Requests in flight at once (seed trigger: 20); the rest queue."
+    )
+    retrain_dependents: bool = Field(
+        False, description="Also retrain a stale model's downstream dependents (`impacted`)."
+    )
+    retrain_failure_threshold: int = Field(
+        5, description="Breaker opens after this many consecutive failed attempts (seed: 5)."
+    )
+    retrain_success_threshold: int = Field(
+        3, description="Breaker closes after this many successful half-open trials (seed: 3)."
+    )
+    retrain_reset_timeout_s: float = Field(
+        60.0, description="Breaker goes half-open this long after opening (seed: 60 s)."
+    )
+    retrain_half_open_requests: int = Field(
+        1, description="Trial calls admitted at a time while half-open (seed: 1)."
+    )
+    retrain_call_timeout_s: float = Field(
+        30.0, description="Timeout of one orchestrator call (seed: 30 s)."
+    )
+    retrain_max_attempts: int = Field(5, description="Attempts per request, retries included.")
+    retrain_backoff_base_s: float = Field(
+        1.0, description="Full-jitter backoff: wait in [0, min(max, base * 2^(n-1))]."
+    )
+    retrain_backoff_max_s: float = Field(60.0, description="Cap of the backoff wait.")
+    retrain_poll_s: float = Field(
+        0.5, description="How often the DLQ replayer looks again while it may not call."
+    )
+    retrain_commit_interval_s: float = Field(
+        1.0, description="How often the retrain agent commits settled offsets."
+    )
+    standin_host: str = Field("127.0.0.1", description="`runway orchestrator-standin` address.")
+    standin_port: int = Field(8090, description="`runway orchestrator-standin` port.")
+
     # -- test-only ------------------------------------------------------------------------------
     max_events_per_s: float | None = Field(
         None, description="Test-only cap on one worker's input rate (autoscaler tests)."

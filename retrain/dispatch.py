@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-from tenacity.stop import stop_any
+from tenacity.stop import stop_any, stop_base
 
 from retrain.backoff import full_jitter
 from retrain.breaker import CircuitBreaker, State
@@ -91,6 +91,14 @@ async def guarded(breaker: CircuitBreaker, call: StartCall, request: RetrainRequ
     return answer
 
 
+class stop_when_open(stop_base):  # noqa: N801 - named like tenacity's own stops
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.breaker.state is State.OPEN
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -115,9 +123,6 @@ class Dispatcher:
             state.attempt_number, self.policy.base_s, self.policy.cap_s, self.uniform
         )
 
-    def _breaker_open(self, state: RetryCallState) -> bool:
-        return self.breaker.state is State.OPEN
-
     async def deliver(self, request: RetrainRequest) -> Outcome:
         attempts = 0
 
@@ -132,14 +137,16 @@ class Dispatcher:
                 raise
 
         retrying = AsyncRetrying(
-            stop=stop_any(stop_after_attempt(self.policy.max_attempts), self._breaker_open),
+            stop=stop_any(
+                stop_after_attempt(self.policy.max_attempts), stop_when_open(self.breaker)
+            ),
             wait=self._wait,
             retry=retry_if_exception_type(Transient),
             sleep=self.sleep,
             reraise=True,
         )
         try:
-            answer = await retrying(attempt)
+            answer: Answer = await retrying(attempt)
         except CircuitOpen as exc:
             return self._count(Outcome("dead-lettered", str(exc), attempts))
         except Transient as exc:

@@ -22,7 +22,7 @@ class ModelMemory:
     episode: int | None = None  # event time of the STALE verdict that opened the open episode
     requested: bool = False  # the open episode has had its request
     last_request_at: int | None = None  # event time of the last request (cooldown base)
-    awaiting_version: str | None = None  # own request made for the current version
+    awaiting_version: RetrainRequest | None = None  # own request made for the current version
     dependents_requested: set[str] = field(default_factory=set)
 
 
@@ -30,7 +30,7 @@ class ModelMemory:
 class Verdict:
     requests: list[RetrainRequest]
     suppressed: list[str]  # why a request was not made (for the log)
-    new_version_of: str | None  # request id a new version answered (it succeeded)
+    new_version_of: RetrainRequest | None  # the request a new version answered (succeeded)
 
 
 class EpisodeTracker:
@@ -45,7 +45,7 @@ class EpisodeTracker:
         """Fold one event in; the requests it calls for. `busy(model_id)`: a request of that
         model is in flight (queued, calling, or waiting in the dead-letter queue)."""
         memory = self.models.setdefault(event.model_id, ModelMemory())
-        ended_by_version: str | None = None
+        ended_by_version: RetrainRequest | None = None
         if memory.version is not None and event.model_version != memory.version:
             ended_by_version = memory.awaiting_version
             memory.awaiting_version = None
@@ -95,10 +95,7 @@ class EpisodeTracker:
         memory = self.models.setdefault(model_id, ModelMemory())
         memory.last_request_at = event.event_time
         rid = request_id(model_id, version if own else f"upstream:{event.model_id}", episode)
-        if own:
-            memory.requested = True
-            memory.awaiting_version = rid
-        return RetrainRequest(
+        request = RetrainRequest(
             request_id=rid,
             model_id=model_id,
             model_version=version,
@@ -107,3 +104,7 @@ class EpisodeTracker:
             reason=event.reason if own else f"upstream {event.model_id} is stale: {event.reason}",
             upstream=None if own else event.model_id,
         )
+        if own:
+            memory.requested = True
+            memory.awaiting_version = request
+        return request

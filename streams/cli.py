@@ -9,6 +9,7 @@ from __future__ import annotations
 from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
 from registry.cli import register as register_registry
+from retrain.cli import register as register_retrain
 from stack.commands import register as register_stack
 from streams.app import create_app
 from streams.bench import register as register_bench
@@ -29,4 +30,5 @@ def main() -> None:
     register_schemas(app, settings)
     register_registry(app, settings)
     register_autoscale(app, settings)
+    register_retrain(app, settings)
     app.main()

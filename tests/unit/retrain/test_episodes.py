@@ -50,7 +50,8 @@ def test_a_new_version_ends_the_episode_and_answers_the_request() -> None:
     t = EpisodeTracker(cooldown_ms=0)
     first = ids(t, ev("STALE", 0))
     verdict = t.observe(ev("STALE", HOUR, version="2"))
-    assert verdict.new_version_of == first[0]
+    assert verdict.new_version_of is not None
+    assert verdict.new_version_of.request_id == first[0]
     assert [r.request_id for r in verdict.requests] == [request_id("m", "2", HOUR)]
 
 

@@ -1,0 +1,68 @@
+"""`runway retrain-agent` and `runway orchestrator-standin`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from faust.cli import option
+
+from config.settings import Settings
+from retrain.service import run_agent
+from retrain.standin import StandIn, Switches, serve
+
+
+async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await work(stop)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Declare the retrain agent and the stand-in orchestrator on the Faust app's CLI."""
+
+    @app.command(name="retrain-agent")
+    async def retrain_agent(self: Any) -> None:
+        """Retrain stale models through the orchestrator (breaker, retries, retrain-dlq)."""
+        await _until_signalled(lambda stop: run_agent(settings, stop))
+
+    @app.command(
+        option("--host", type=str, default=None, help="Address (RUNWAY_STANDIN_HOST)."),
+        option("--port", type=int, default=None, help="Port (RUNWAY_STANDIN_PORT)."),
+        option("--fail", type=int, default=0, help="Fail the next N calls."),
+        option("--down", is_flag=True, default=False, help="Fail every call."),
+        option("--status", type=int, default=503, help="What a failure answers (503, 429...)."),
+        option("--retry-after", type=float, default=None, help="Retry-After seconds on failures."),
+        option("--hang", is_flag=True, default=False, help="Never answer."),
+        option("--latency-ms", type=int, default=0, help="Delay before every answer."),
+        name="orchestrator-standin",
+    )
+    async def orchestrator_standin(
+        self: Any,
+        host: str | None,
+        port: int | None,
+        fail: int,
+        down: bool,
+        status: int,
+        retry_after: float | None,
+        hang: bool,
+        latency_ms: int,
+    ) -> None:
+        """A stand-in Maestro orchestrator for tests and the demo (GET /calls, POST /control)."""
+        switches = Switches(fail, down, status, retry_after, hang, latency_ms)
+        standin = StandIn(switches)
+        await _until_signalled(
+            lambda stop: serve(
+                standin, host or settings.standin_host, port or settings.standin_port, stop
+            )
+        )
