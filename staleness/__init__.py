@@ -1,7 +1,7 @@
 """Staleness: score a model version from live performance, drift and age; emit the verdict.
 
 Pure modules (no I/O, clock passed in as event time): `drift`, `performance`, `age`,
-`verdict`, `reference`, `inputs`, `events`. The worker reads join state through a `Reader`,
-builds `ModelSignals` with `inputs.staleness_inputs`, judges them with `verdict.judge` and
-lets `events.EmissionPolicy` decide whether to publish a `StalenessEvent`.
+`verdict`, `reference`, `inputs`, `events`. `scorer` holds the worker's entry points: it reads
+join state through a `Reader`, builds `ModelSignals` (`inputs.staleness_inputs`) and judges them
+(`verdict.judge`); `events.EmissionPolicy` decides whether to publish a `StalenessEvent`.
 """

@@ -10,6 +10,7 @@ from staleness.reference import (
     reference_key,
     refresh_reference,
 )
+from staleness.scorer import references_to_store, score_model
 from tables import aggregates, keys
 from tables.windows import parse_windows
 from tests.unit.staleness.sim import MINUTE, T0, Sim, binary_draw, exp_delay
@@ -65,3 +66,15 @@ def test_current_version_serves_most_predictions() -> None:
     hour = parse_windows("1h")[0]
     assert current_version(state.get, "m", ["v1", "v2", "v3"], hour, T0) == "v3"
     assert current_version(state.get, "m", ["v3", "v2", "v1"], hour, T0) == "v2"
+
+
+def test_entry_points_store_references_and_judge_at_the_clock() -> None:
+    sim = run(2.5)
+    del sim.state[reference_key("m1", "v1")]
+    stored = references_to_store(sim.read, "m1", CFG)
+    assert [k for k, _ in stored] == [reference_key("m1", "v1")] and stored[0][1]["frozen"]
+    judged = score_model(sim.read, "m1", CFG)
+    assert judged is not None
+    version, verdict = judged
+    assert version == "v1" and verdict.event_time_ms == sim.clock
+    assert score_model(sim.read, "unknown", CFG) is None

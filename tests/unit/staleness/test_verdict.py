@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ NOW = 1_700_000_000_000
 REF_START = NOW - 3 * DAY_MS
 
 
-def agg(n: int, bins: dict[float, int], labels: list[tuple[float, int]] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+def agg(n: int, bins: dict[float, int], labels: Sequence[tuple[float, int]] = ()) -> dict[str, Any]:
     """`n` predictions spread over score `bins` (score -> share in 1000ths), then labels."""
     out: dict[str, Any] = {}
     for score, per_mille in bins.items():
