@@ -146,7 +146,7 @@ def create_api(
     @app.exception_handler(SQLAlchemyError)
     async def _db_down(request: Request, exc: SQLAlchemyError) -> Response:
         return JSONResponse(
-            {"detail": "registry database unavailable; nothing was written"},
+            {"detail": "registry database unavailable (a write changed nothing)"},
             status_code=503,
             headers={"Retry-After": str(DB_RETRY_AFTER_S)},
         )
