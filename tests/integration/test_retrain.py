@@ -254,3 +254,87 @@ async def test_thirty_models_through_an_outage_start_exactly_once(down_rig: Rig)
             }
         )
     )
+
+
+async def test_client_errors_are_not_retried_and_are_recorded_with_the_answer(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rig = await open_rig(settings, tmp_path, ["--down", "--status", "422"])
+    try:
+        models = ["bad-0", "bad-1", "bad-2"]
+        await send_records(rig.settings, [staleness(m, "STALE", T0) for m in models])
+
+        def all_failed() -> bool:
+            return all(
+                [r.status for r in rig.store.retrain_requests(m)] == ["failed"] for m in models
+            )
+
+        await wait_for(all_failed, 30, "three requests recorded failed")
+        calls = await rig.calls()
+        assert Counter(c["request_id"] for c in calls) == Counter(
+            {expected_request_id(m, "1", T0): 1 for m in models}
+        )
+        for m in models:
+            (request,) = rig.store.retrain_requests(m)
+            assert request.detail == 'HTTP 422: {"error": "stand-in failing with 422"}'
+        health = await rig.health()
+        assert health is not None
+        assert (health["breaker"], health["consecutive_failures"]) == ("closed", 0)
+        assert await dlq_state(rig.settings, f"{rig.settings.app_id}-retrain-dlq") == (0, 0)
+    finally:
+        await close_rig(rig)
+
+
+async def test_episode_and_cooldown_memory_survive_a_sigkill(
+    settings: Settings, tmp_path: Path
+) -> None:
+    rig = await open_rig(settings, tmp_path, [])
+    try:
+        s = rig.settings
+        await send_records(s, [staleness("keep", "STALE", T0)])
+
+        async def started() -> bool:
+            return [c["outcome"] for c in await rig.calls()] == ["started"]
+
+        await wait_for(started, 30, "the first run to start")
+        await wait_for(lambda: committed(s, 1), 30, "the agent to commit past the first event")
+        rig.agent.stop(kill=True)
+        rig.agent.start()
+        await wait_for(rig.ready, 60, "the restarted agent")
+        hour = 3600 * 1000
+        later = [
+            staleness("keep", "STALE", T0 + hour),  # the same episode
+            staleness("keep", "FRESH", T0 + 2 * hour),
+            staleness("keep", "STALE", T0 + 3 * hour),  # a new episode inside the cooldown
+            staleness("other", "STALE", T0 + 3 * hour),  # a marker that must be requested
+        ]
+        await send_records(s, later)
+
+        async def marker_started() -> bool:
+            return len([c for c in await rig.calls() if c["outcome"] == "started"]) == 2
+
+        await wait_for(marker_started, 30, "the marker model's run")
+        await wait_for(lambda: committed(s, 5), 30, "the agent to commit past every event")
+        calls = await rig.calls()
+        assert [(c["request_id"], c["outcome"]) for c in calls] == [
+            (expected_request_id("keep", "1", T0), "started"),
+            (expected_request_id("other", "1", T0 + 3 * hour), "started"),
+        ]
+        (keep,) = rig.store.retrain_requests("keep")
+        assert keep.status == "started"
+    finally:
+        await close_rig(rig)
+
+
+async def committed(settings: Settings, records: int) -> bool:
+    """The agent's group has committed `records` staleness records in all."""
+    topic = settings.topic("staleness")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(f"{settings.app_id}-retrain")
+    finally:
+        await admin.close()
+    return (
+        sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0) == records
+    )
