@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import click
 import faust
 from faust.cli import option
 
@@ -26,6 +28,33 @@ async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> 
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+async def send_staleness(
+    settings: Settings, models: int, state: str, prefix: str, version: str
+) -> int:
+    """Synthetic staleness events (the contract's fields) for demos and the isolation bench."""
+    from staleness.events import StalenessEvent
+    from streams.generate_cli import make_producer
+
+    producer = make_producer(settings)
+    await producer.start()
+    now = int(time.time() * 1000)
+    try:
+        for i in range(models):
+            model = f"{prefix}{i:03d}"
+            event = StalenessEvent(
+                model_id=model, model_version=version, state=state,  # type: ignore[arg-type]
+                score=0.9 if state == "STALE" else 0.1, basis=["performance"], uncertainty=0.0,
+                reason=f"synthetic {state} verdict", event_time=now, emitted_at=now,
+            )  # fmt: skip
+            await producer.send(
+                settings.topic("staleness"), event.model_dump_json().encode(), key=model.encode()
+            )
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return models
 
 
 def register(app: faust.App, settings: Settings) -> None:
@@ -66,3 +95,17 @@ def register(app: faust.App, settings: Settings) -> None:
                 standin, host or settings.standin_host, port or settings.standin_port, stop
             )
         )
+
+    @app.command(
+        option("--models", type=int, default=30, help="How many models."),
+        option("--state", type=click.Choice(["STALE", "WARNING", "FRESH"]), default="STALE"),
+        option("--prefix", type=str, default="model-", help="Model ids: <prefix>000, ..."),
+        option("--model-version", type=str, default="1", help="Their model_version."),
+        name="retrain-send-staleness",
+    )
+    async def retrain_send_staleness(
+        self: Any, models: int, state: str, prefix: str, model_version: str
+    ) -> None:
+        """Send synthetic staleness events (event time now) to the staleness topic."""
+        sent = await send_staleness(settings, models, state, prefix, model_version)
+        print(f"sent {sent} {state} events to {settings.topic('staleness')}")
