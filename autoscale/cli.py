@@ -29,7 +29,7 @@ def lag_table(lag: GroupLag) -> Table:
     """Per-partition rows, then the group's line (lag = max, offset lag = sum)."""
     table = Table(title=f"consumer group {lag.group}: lag", title_justify="left")
     for name in ("topic", "partition", "committed", "end", "offset lag", "lag", "rate", "drain"):
-        table.add_column(name, justify="left" if name == "topic" else "right")
+        table.add_column(name, justify="left" if name == "topic" else "right", no_wrap=True)
     for p in lag.partitions:
         table.add_row(
             p.topic,
