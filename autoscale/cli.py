@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -56,7 +57,14 @@ def lag_table(lag: GroupLag) -> Table:
     return table
 
 
-async def _lag(settings: Settings, watch: bool, as_json_: bool, interval: float, port: int) -> None:
+async def _lag(
+    settings: Settings,
+    watch: bool,
+    as_json_: bool,
+    interval: float,
+    port: int,
+    stop: asyncio.Event,
+) -> None:
     console = Console()
     async with LagProbe.for_join(settings) as probe:
         if not watch:
@@ -69,18 +77,31 @@ async def _lag(settings: Settings, watch: bool, as_json_: bool, interval: float,
         metrics = LagMetrics()
         if port:
             metrics.serve(settings.web_host, port)
-        if as_json_:
-            while True:
+        live = None if as_json_ else Live(console=console, auto_refresh=False)
+        with live or contextlib.nullcontext():
+            while not stop.is_set():
                 lag = await probe.sample()
                 metrics.observe(lag)
-                print(json.dumps(as_json(lag)), flush=True)
-                await asyncio.sleep(interval)
-        with Live(console=console, auto_refresh=False) as live:
-            while True:
-                lag = await probe.sample()
-                metrics.observe(lag)
-                live.update(lag_table(lag), refresh=True)
-                await asyncio.sleep(interval)
+                if live is None:
+                    print(json.dumps(as_json(lag)), flush=True)
+                else:
+                    live.update(lag_table(lag), refresh=True)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), interval)
+
+
+def _on_signals(stop: asyncio.Event) -> Callable[[], None]:
+    """Ctrl-C/SIGTERM set `stop` (Faust's own handler would not end the command's loop)."""
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+
+    def restore() -> None:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+    return restore
 
 
 def register(app: faust.App, settings: Settings) -> None:
@@ -96,22 +117,21 @@ def register(app: faust.App, settings: Settings) -> None:
         self: Any, watch: bool, as_json_: bool, interval: float, metrics_port: int
     ) -> None:
         """Lag in seconds of the join's consumer group, per partition of its input topics."""
+        stop = asyncio.Event()
+        restore = _on_signals(stop)
         try:
-            with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
-                await _lag(settings, watch, as_json_, interval, metrics_port)
+            await _lag(settings, watch, as_json_, interval, metrics_port, stop)
         except LookupError as exc:  # no such topic: say so, no traceback
             raise SystemExit(f"error: {exc.args[0]}") from None
+        finally:
+            restore()
 
     @app.command()
     async def autoscale(self: Any) -> None:
         """Run local workers and size them by the group's lag (RUNWAY_AUTOSCALE_* settings)."""
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-        for signum in signals:
-            loop.add_signal_handler(signum, stop.set)
+        restore = _on_signals(stop)
         try:
             await Autoscaler(settings, say=lambda line: print(line, flush=True)).run(stop)
         finally:
-            for signum in signals:
-                loop.remove_signal_handler(signum)
+            restore()
