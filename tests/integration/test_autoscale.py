@@ -151,7 +151,14 @@ async def test_autoscaler_follows_lag_and_the_join_stays_exact(
     seed, start_ms = 17, int(time.time() * 1000)
     spec = traffic(start_ms, f"as{start_ms}")
     try:
-        await wait_for(lambda: healthy(web_port), 90, "the first worker's /health")
+
+        def first_worker_up() -> bool:
+            if scaler.poll() is not None:  # fail now, with the reason, not after the deadline
+                err = (tmp_path / "autoscale.err").read_text(errors="replace")[-3000:]
+                raise AssertionError(f"runway autoscale exited {scaler.returncode}:\n{err}")
+            return healthy(web_port)
+
+        await wait_for(first_worker_up, 90, "the first worker's /health")
         assert (
             await wait_for(
                 lambda: metric(metrics_port, "runway_autoscale_workers"), 30, "autoscaler metrics"
