@@ -219,7 +219,7 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds `pid` has used so far."""
     with contextlib.suppress(OSError):
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -268,7 +268,7 @@ async def measure_worker(
             done = await _committed_events(admin, backlog)
             if first is None and done > 0:
                 first = (now, done)
-                cpu0 = _cpu_s(process.pid)
+                cpu0 = cpu_seconds(process.pid)
                 if profile is not None:
                     spy = _start_py_spy(process.pid, profile)
             if done >= backlog.events:
@@ -278,7 +278,7 @@ async def measure_worker(
         assert first is not None
         if first[1] >= backlog.events:  # drained before the first poll saw a commit
             first, cpu0 = (spawned, 0), 0.0
-        cpu = _cpu_s(process.pid) - cpu0
+        cpu = cpu_seconds(process.pid) - cpu0
         elapsed = now - first[0]
         return {
             "events_per_s": (backlog.events - first[1]) / elapsed,
@@ -296,7 +296,7 @@ async def measure_worker(
             with contextlib.suppress(subprocess.TimeoutExpired):
                 spy.wait(timeout=60)
         await admin.close()
-        _stop(process)
+        stop_process(process)
         log.close()
 
 
@@ -309,7 +309,7 @@ def _start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then SIGKILL after STOP_GRACE_S: the figures are taken, and a worker whose
     batch view still holds un-flushed rows waits in Faust's `wait_empty` until they age out."""
     if process.poll() is None:
@@ -345,7 +345,7 @@ async def cleanup(settings: Settings) -> None:
         await redis.aclose()
 
 
-def _spec(models: int, events: int, batch_size: int, run_id: str) -> TrafficSpec:
+def backlog_spec(models: int, events: int, batch_size: int, run_id: str) -> TrafficSpec:
     return TrafficSpec(
         models=models,
         rate=None,
@@ -383,7 +383,7 @@ async def run_bench(
     result: dict[str, Any] = {"batch_size": batch_size, "partitions": settings.partitions}
     try:
         say(f"preloading {events:,} events in records of {batch_size} ...")
-        backlog = await preload(main, _spec(models, events, batch_size, main.app_id))
+        backlog = await preload(main, backlog_spec(models, events, batch_size, main.app_id))
         say(f"  {backlog.events:,} events, {backlog.records:,} records in {backlog.preload_s:.1f}s")
         say("baseline: bare aiokafka consumer + rocksdict ...")
         base = await baseline(backlog, workdir / "baseline-db")
@@ -392,7 +392,9 @@ async def run_bench(
         worker = await measure_worker(backlog, workdir / "worker-main.log", 1800.0, profile)
         say(f"  {worker['events_per_s']:,.0f} events/s")
         say(f"preloading {single_events:,} single-event records ...")
-        single_backlog = await preload(single, _spec(models, single_events, 1, single.app_id))
+        single_backlog = await preload(
+            single, backlog_spec(models, single_events, 1, single.app_id)
+        )
         say("worker: single-event records ...")
         one = await measure_worker(single_backlog, workdir / "worker-single.log", 1800.0)
         say(f"  {one['events_per_s']:,.0f} events/s")
