@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from agents.continuity import Continuity
+from agents.ownership import Ownership
 from sinks.batch_view import ParquetWriter
 from streams.telemetry import Telemetry
 from tables import dedup
@@ -44,9 +46,13 @@ class BatchViewProcessor:
         max_age_ms: int,
         retention_ms: int,
         telemetry: Telemetry,
+        ownership: Ownership,
+        continuity: Continuity,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.store = store
+        self.ownership = ownership
+        self._continuity = continuity
         self._writer = writer
         self._topic = topic
         self._max_rows = max_rows
@@ -63,30 +69,56 @@ class BatchViewProcessor:
         message = event.message
         self.received += 1
         async with self._lock:
-            part = self._partition(message.partition)
-            part.unacked.append(event)
-            if part.already_applied(message.topic, message.offset):
+            if not self.ownership.admits(message.partition):
+                self._telemetry.records_refused.labels("not_owned").inc()
                 return
-            part.mark(message.topic, message.offset)
-            buffer = self._buffers.get(message.partition)
-            if buffer is None:
-                buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
-            buffer.last_offset = message.offset
-            for row in self._rows(message):
-                part.stream_time = max(part.stream_time, row["outcome_timestamp"])
-                if dedup.first_sighting(
-                    part.txn, row["prediction_id"], row["outcome_timestamp"], self._retention_ms
-                ):
-                    buffer.rows.append(row)
-                else:
-                    self._telemetry.batch_view_duplicates.inc()
-            cut = self._cut_at.get(message.partition)
-            # The row bound is over all partitions' buffers: it is what bounds memory.
-            due = (cut is not None and message.offset >= cut) or (
-                cut is None and sum(len(b.rows) for b in self._buffers.values()) >= self._max_rows
+            part = self._partition(message.partition)
+            if part.already_applied(message.topic, message.offset):
+                part.unacked.append(event)
+                return
+            hole = await self._continuity.missing(
+                message.topic, message.partition, message.offset, part.applied.get(message.topic)
             )
-        if due:
-            await self.flush()
+            if hole is not None:
+                await self._fill(part, message.topic, *hole)
+            part.unacked.append(event)
+            if self._apply(part, message):
+                await self._flush()
+
+    async def _fill(self, part: PartitionState, topic: str, start: int, end: int) -> None:
+        log.warning(
+            "batch view: %s[%s] offsets %s..%s were skipped by the consumer; reading them",
+            topic,
+            part.partition,
+            start,
+            end - 1,
+        )
+        async for record in self._continuity.read(topic, part.partition, start, end):
+            if not part.already_applied(topic, record.offset):
+                self._telemetry.records_filled.inc()
+                if self._apply(part, record):
+                    await self._flush()  # a cut or the row bound falls inside the hole
+
+    def _apply(self, part: PartitionState, message: Any) -> bool:
+        """Buffer one record's new rows; True when a flush is due right after it."""
+        part.mark(message.topic, message.offset)
+        buffer = self._buffers.get(message.partition)
+        if buffer is None:
+            buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
+        buffer.last_offset = message.offset
+        for row in self._rows(message):
+            part.stream_time = max(part.stream_time, row["outcome_timestamp"])
+            if dedup.first_sighting(
+                part.txn, row["prediction_id"], row["outcome_timestamp"], self._retention_ms
+            ):
+                buffer.rows.append(row)
+            else:
+                self._telemetry.batch_view_duplicates.inc()
+        cut = self._cut_at.get(message.partition)
+        # The row bound is over all partitions' buffers: it is what bounds memory.
+        return (cut is not None and message.offset >= cut) or (
+            cut is None and sum(len(b.rows) for b in self._buffers.values()) >= self._max_rows
+        )
 
     async def tick(self) -> None:
         now = self._now()
@@ -99,22 +131,31 @@ class BatchViewProcessor:
 
     async def flush(self) -> None:
         async with self._lock:
-            ready = {
-                p
-                for p, b in self._buffers.items()
-                if p not in self._cut_at or b.last_offset >= self._cut_at[p]
-            }
-            for partition in ready:
-                part = self.store.partitions[partition]
-                dedup.forget_expired(part.txn, part.stream_time)
-            try:
-                await self.store.checkpoint(lambda: self._write_files(ready), only=ready)
-            except OSError as exc:
-                log.warning("batch view: writing Parquet failed (%s); will retry", exc)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        ready = {
+            p
+            for p, b in self._buffers.items()
+            if p not in self._cut_at or b.last_offset >= self._cut_at[p]
+        }
+        for partition in ready:
+            part = self.store.partitions[partition]
+            dedup.forget_expired(part.txn, part.stream_time)
+        try:
+            await self.store.checkpoint(lambda: self._write_files(ready), only=ready)
+        except OSError as exc:
+            log.warning("batch view: writing Parquet failed (%s); will retry", exc)
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        async with self._lock:
+            self.ownership.assigned(partitions)
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        await self.flush()
+        """Flush, then forget, in one hold of the lock (see agents.ownership)."""
         async with self._lock:
+            self.ownership.revoked(partitions)
+            await self._flush()
             self.store.forget(partitions)
             for partition in partitions:
                 self._buffers.pop(partition, None)

@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agents.continuity import Continuity
+from agents.ownership import Ownership
 from streams import codec
 from streams.telemetry import Telemetry
 from tables import keys
-from tables.checkpoint import CheckpointStore
+from tables.checkpoint import CheckpointStore, PartitionState
 from tables.join import JoinEffects, JoinRules
+from tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +38,15 @@ class JoinProcessor:
         idle_wall_clock_after_ms: int,
         on_models_changed: Callable[[int, set[str]], None],
         telemetry: Telemetry,
+        ownership: Ownership,
+        continuity: Continuity,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         max_events_per_s: float | None = None,
+        derive: Callable[[PartitionTransaction, set[str]], None] | None = None,
     ) -> None:
         self.store = store
+        self.ownership = ownership
+        self._continuity = continuity
         self.rules = rules
         self._kind_of = {topics["predictions"]: "predictions", topics["outcomes"]: "outcomes"}
         self._inputs = (topics["predictions"], topics["outcomes"])
@@ -54,6 +62,7 @@ class JoinProcessor:
         self._telemetry = telemetry
         self._now = wall_clock_ms
         self._max_rate = max_events_per_s
+        self._derive = derive
         self._lock = asyncio.Lock()
         self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._outputs: list[tuple[str, bytes, bytes]] = []
@@ -66,44 +75,73 @@ class JoinProcessor:
         """Handle one Kafka record of predictions or outcomes."""
         message = event.message
         self.received += 1
+        events = 0
         async with self._lock:
+            if not self.ownership.admits(message.partition):
+                self._telemetry.records_refused.labels("not_owned").inc()
+                return
             part = self.store.partition(message.partition)
             if part.already_applied(message.topic, message.offset):
                 part.unacked.append(event)  # already in state: ack with the next checkpoint
                 return
-            kind = self._kind_of[message.topic]
-            good, bad = codec.decode_record(
-                codec.SCHEMAS[kind], message.key, message.value, self._limits
+            hole = await self._continuity.missing(
+                message.topic, message.partition, message.offset, part.applied.get(message.topic)
             )
-            fx = JoinEffects()
-            side = part.sides.get(message.topic, 0)
-            for item in good:
-                side = max(side, item["timestamp"])
-                part.sides[message.topic] = side
-                part.stream_time = self._watermark(part.sides)
-                if kind == "predictions":
-                    self.rules.on_prediction(part.txn, item, fx)
-                else:
-                    self.rules.on_outcome(part.txn, item, part.stream_time, fx)
-            for rejected in bad:
-                envelope = codec.dead_letter(
-                    rejected, message.topic, message.partition, message.offset, message.key
-                )
-                self._outputs.append((self._dead_letter_topic, message.key or b"", envelope))
-            self._collect(part.partition, fx)
-            part.mark(message.topic, message.offset)
+            if hole is not None:
+                events += await self._fill(part, message.topic, *hole)
+            events += self._apply(part, message)
             part.unacked.append(event)
-            part.events += len(good) + len(bad)
-            now = self._now()
-            for topic in self._inputs:  # a side never heard from starts its idle clock now
-                part.last_wall_ms.setdefault(topic, now)
-            part.last_wall_ms[message.topic] = now
-            self._pending_events += len(good) + len(bad)
-            self._telemetry.events(kind, len(good), len(bad))
         if self._due():
             await self.checkpoint()
         if self._max_rate:
-            await asyncio.sleep((len(good) + len(bad)) / self._max_rate)
+            await asyncio.sleep(events / self._max_rate)
+
+    async def _fill(self, part: PartitionState, topic: str, start: int, end: int) -> int:
+        log.warning(
+            "join: %s[%s] offsets %s..%s were skipped by the consumer; reading them",
+            topic,
+            part.partition,
+            start,
+            end - 1,
+        )
+        events = 0
+        async for record in self._continuity.read(topic, part.partition, start, end):
+            if not part.already_applied(topic, record.offset):
+                events += self._apply(part, record)
+                self._telemetry.records_filled.inc()
+        return events
+
+    def _apply(self, part: PartitionState, message: Any) -> int:
+        """Apply one record (a Faust message or a `RawRecord`); returns its event count."""
+        kind = self._kind_of[message.topic]
+        good, bad = codec.decode_record(
+            codec.SCHEMAS[kind], message.key, message.value, self._limits
+        )
+        fx = JoinEffects()
+        side = part.sides.get(message.topic, 0)
+        for item in good:
+            side = max(side, item["timestamp"])
+            part.sides[message.topic] = side
+            part.stream_time = self._watermark(part.sides)
+            if kind == "predictions":
+                self.rules.on_prediction(part.txn, item, fx)
+            else:
+                self.rules.on_outcome(part.txn, item, part.stream_time, fx)
+        for rejected in bad:
+            envelope = codec.dead_letter(
+                rejected, message.topic, message.partition, message.offset, message.key
+            )
+            self._outputs.append((self._dead_letter_topic, message.key or b"", envelope))
+        self._collect(part.partition, fx)
+        part.mark(message.topic, message.offset)
+        part.events += len(good) + len(bad)
+        now = self._now()
+        for topic in self._inputs:  # a side never heard from starts its idle clock now
+            part.last_wall_ms.setdefault(topic, now)
+        part.last_wall_ms[message.topic] = now
+        self._pending_events += len(good) + len(bad)
+        self._telemetry.events(kind, len(good), len(bad))
+        return len(good) + len(bad)
 
     async def tick(self) -> None:
         """Timer: wall-clock fallback for idle inputs, then a checkpoint if one is due."""
@@ -127,18 +165,25 @@ class JoinProcessor:
 
     async def checkpoint(self) -> None:
         async with self._lock:
-            started = time.perf_counter()
-            for part in self.store.partitions.values():
-                fx = JoinEffects()
-                self.rules.expire(part.txn, part.stream_time, fx)
-                self._collect(part.partition, fx)
-            await self.store.checkpoint(self._send_outputs)
-            self._last_checkpoint_ms = self._now()
-            self._pending_events = 0
-            models, self._models = self._models, {}
-            for partition, changed in models.items():
-                self._on_models_changed(partition, changed)
-            self._telemetry.checkpointed(time.perf_counter() - started)
+            await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        started = time.perf_counter()
+        for part in self.store.partitions.values():
+            fx = JoinEffects()
+            self.rules.expire(part.txn, part.stream_time, fx)
+            self._collect(part.partition, fx)
+        if self._derive is not None:
+            for partition, touched in self._models.items():
+                if partition in self.store.partitions:
+                    self._derive(self.store.partitions[partition].txn, touched)
+        await self.store.checkpoint(self._send_outputs)
+        self._last_checkpoint_ms = self._now()
+        self._pending_events = 0
+        models, self._models = self._models, {}
+        for partition, changed in models.items():
+            self._on_models_changed(partition, changed)
+        self._telemetry.checkpointed(time.perf_counter() - started)
 
     async def on_assigned(self, partitions: set[int]) -> None:
         """After recovery: every model of a newly owned partition is rewritten to Redis.
@@ -147,6 +192,7 @@ class JoinProcessor:
         no new event need ever arrive for the model: the view is rebuilt from state here.
         """
         async with self._lock:
+            self.ownership.assigned(partitions)
             for partition in partitions:
                 part = self.store.partition(partition)
                 models = {
@@ -158,9 +204,13 @@ class JoinProcessor:
         log.info("join: owns partitions %s after recovery", sorted(partitions))
 
     async def on_revoked(self, partitions: set[int]) -> None:
-        """Flush what revoked partitions hold, then forget them: their new owner recovers."""
-        await self.checkpoint()
+        """Flush what revoked partitions hold, then forget them: their new owner recovers.
+
+        One hold of the lock: no record can be applied between the flush and the forgetting.
+        """
         async with self._lock:
+            self.ownership.revoked(partitions)
+            await self._checkpoint()
             self.store.forget(partitions)
 
     def _watermark(self, sides: dict[str, int]) -> int:

@@ -85,7 +85,8 @@ class Settings(BaseSettings):
         8 * 1024 * 1024, description="Block cache per partition RocksDB (Faust's default: 2 GiB)."
     )
     agents: str = Field(
-        "join,speed_view,batch_view", description="Comma list of agents this worker runs."
+        "join,speed_view,batch_view,staleness",
+        description="Comma list of agents this worker runs.",
     )
 
     # -- the join -------------------------------------------------------------------------------

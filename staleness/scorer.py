@@ -17,10 +17,11 @@ A heartbeat timer runs `score_model` + `policy.due` for every owned model, chang
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from staleness.config import StalenessConfig
-from staleness.inputs import VersionFacts, staleness_inputs
+from staleness.inputs import VersionFacts, current_version, staleness_inputs
 from staleness.reference import DEFAULT_LOOKBACK_MS, Reader, reference_key, refresh_reference
 from staleness.verdict import Verdict, judge
 from tables import keys
@@ -48,13 +49,24 @@ def score_model(
     now_ms: int | None = None,
     facts: VersionFacts | None = None,
     lookback_ms: int = DEFAULT_LOOKBACK_MS,
+    facts_for: Callable[[str], VersionFacts | None] | None = None,
 ) -> tuple[str, Verdict] | None:
-    """The judged version and its verdict at `now_ms` (default: the model's clock)."""
+    """The judged version and its verdict at `now_ms` (default: the model's clock).
+
+    `facts_for(version)` gives the registry's facts of the judged version, once it is known.
+    """
     info = read(keys.model(model_id))
     if info is None:
         return None
     at = info["clock"] if now_ms is None else now_ms
-    signals = staleness_inputs(read, model_id, at, cfg, facts=facts, lookback_ms=lookback_ms)
+    version = None
+    if facts_for is not None and info["task"] is not None and info["versions"]:
+        shortest = min(cfg.windows, key=lambda w: w.length_ms)
+        version = current_version(read, model_id, info["versions"], shortest, at)
+        facts = facts_for(version) if version is not None else None
+    signals = staleness_inputs(
+        read, model_id, at, cfg, version=version, facts=facts, lookback_ms=lookback_ms
+    )
     if signals is None:
         return None
     return signals.version, judge(signals, cfg)

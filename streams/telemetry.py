@@ -49,6 +49,24 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.staleness_events = Counter(
+            "runway_staleness_events",
+            "Staleness events emitted, by state",
+            ["state"],
+            registry=self.registry,
+        )
+        self.records_refused = Counter(
+            "runway_records_refused",
+            "Input records dropped unapplied (not_owned: fetched before a rebalance)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.records_filled = Counter(
+            "runway_records_filled",
+            "Records the consumer skipped, read and applied by the processor itself",
+            registry=self.registry,
+        )
+
     def events(self, kind: str, good: int, bad: int) -> None:
         if good:
             self._events.labels(kind, "ok").inc(good)

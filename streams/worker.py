@@ -15,12 +15,18 @@ from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from agents.batch_view import BatchViewProcessor
+from agents.continuity import Continuity
 from agents.join import JoinProcessor
+from agents.ownership import Ownership
 from config.settings import Settings
 from sinks.batch_view import ParquetWriter, open_filesystem
 from sinks.speed_view import SpeedView
+from sinks.staleness import StalenessEmitter
+from staleness.config import from_settings as staleness_config
+from staleness.scorer import references_to_store
 from streams import codec
 from streams.app import CHANGELOG_BATCH_BYTES
+from streams.backfill import read_range
 from streams.telemetry import Telemetry
 from tables.checkpoint import CheckpointStore
 from tables.join import JoinConfig, JoinRules
@@ -72,6 +78,21 @@ def _committer(app: faust.App) -> Any:
     return commit
 
 
+def _continuity(app: faust.App, settings: Settings) -> Continuity:
+    async def earliest(topic: str, partition: int) -> int:
+        tp = TP(topic, partition)
+        return int((await app.consumer.earliest_offsets(tp)).get(tp) or 0)
+
+    def read(topic: str, partition: int, start: int, end: int) -> Any:
+        return read_range(settings.kafka_bootstrap, topic, partition, start, end)
+
+    return Continuity(read, earliest)
+
+
+def _ownership(app: faust.App) -> Ownership:
+    return Ownership(lambda: bool(app.rebalancing))
+
+
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     telemetry = Telemetry()
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
@@ -82,17 +103,17 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     join_table = _state_table(app, "join", settings)
     join_store = _checkpoint_store(app, join_table)
 
+    redis = Redis.from_url(
+        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=5
+    )
+
+    def reader_for(partition: int) -> Any:
+        """Committed state of an owned partition (None once it moved to another worker)."""
+        state = join_store.partitions.get(partition)
+        return None if state is None else PartitionTransaction(state.db).get
+
     speed_view: SpeedView | None = None
     if "speed_view" in enabled:
-        redis = Redis.from_url(
-            settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=5
-        )
-
-        def reader_for(partition: int) -> Any:
-            if partition not in join_store.partitions:
-                return None
-            return PartitionTransaction(join_table.data._db_for_partition(partition)).get
-
         speed_view = SpeedView(
             redis,
             reader_for,
@@ -101,6 +122,35 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             settings.speed_view_interval_ms,
             telemetry,
         )
+
+    judging = staleness_config(settings)
+    staleness: StalenessEmitter | None = None
+    if "staleness" in enabled:
+
+        async def send_staleness(key: str, value: bytes) -> None:
+            await (await _producer(app).send(topics["staleness"], value, key=key.encode()))
+
+        staleness = StalenessEmitter(
+            reader_for,
+            send_staleness,
+            redis,
+            settings.redis_key_prefix,
+            judging,
+            settings.staleness_heartbeat_interval_ms,
+            telemetry,
+        )
+
+    def store_references(txn: PartitionTransaction, models: set[str]) -> None:
+        """The frozen drift reference lives in the join state, written with its buckets."""
+        for model_id in models:
+            for key, value in references_to_store(txn.get, model_id, judging):
+                txn.set(key, value)
+
+    views = [sink for sink in (speed_view, staleness) if sink is not None]
+
+    def models_changed(partition: int, models: set[str]) -> None:
+        for sink in views:
+            sink.add(partition, models)
 
     if "join" in enabled:
         rules = JoinRules(
@@ -121,9 +171,12 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             settings.checkpoint_max_events,
             settings.checkpoint_max_keys,
             settings.wall_clock_expiry_after_ms or settings.label_ttl_ms,
-            speed_view.add if speed_view else (lambda partition, models: None),
+            models_changed,
             telemetry,
+            _ownership(app),
+            _continuity(app, settings),
             max_events_per_s=settings.max_events_per_s,
+            derive=store_references if staleness is not None else None,
         )
 
         @app.agent(_raw_topic(app, topics["predictions"], topics["outcomes"]), name="join")
@@ -138,12 +191,6 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             await join.tick()
 
         revoke_handlers.append((join, {topics["predictions"], topics["outcomes"]}))
-        inputs = {topics["predictions"], topics["outcomes"]}
-
-        @app.on_rebalance_complete.connect  # type: ignore[arg-type]
-        async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
-            assigned = {tp.partition for tp in app.consumer.assignment() if tp.topic in inputs}
-            await join.on_assigned(assigned)
 
     if speed_view is not None:
         view = speed_view
@@ -151,6 +198,13 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         @app.timer(interval=settings.speed_view_interval_ms / 1000 / 2)
         async def speed_view_tick() -> None:
             await view.flush()
+
+    if staleness is not None:
+        judge = staleness
+
+        @app.timer(interval=1.0)
+        async def staleness_tick() -> None:
+            await judge.flush()
 
     if "batch_view" in enabled:
         seen_table = _state_table(app, "batch_view", settings)
@@ -170,6 +224,8 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             int(settings.batch_view_max_age_s * 1000),
             settings.label_ttl_ms + settings.done_retention_ms,
             telemetry,
+            _ownership(app),
+            _continuity(app, settings),
         )
 
         @app.agent(_raw_topic(app, topics["joined"]), name="batch_view")
@@ -225,6 +281,13 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
                     consumer._buffered_partitions.discard(tp)
                     consumer.resume_partitions([tp])
                     await consumer.seek(tp, resume_at)
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
+        """After recovery, before streams resume: each processor learns what it owns."""
+        assignment = app.consumer.assignment()
+        for processor, names in revoke_handlers:
+            await processor.on_assigned({tp.partition for tp in assignment if tp.topic in names})
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:

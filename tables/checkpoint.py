@@ -37,6 +37,8 @@ class ChangelogTooLarge(RuntimeError):
 @dataclass
 class PartitionState:
     partition: int
+    db: Any  # the partition's rocksdict DB, held: Faust drops (never closes) its handle on
+    # revocation and stop, and reopening the path while one is open fails on RocksDB's lock
     txn: PartitionTransaction
     applied: dict[str, int]
     stream_time: int
@@ -83,6 +85,7 @@ class CheckpointStore:
             marker = orjson.loads(raw) if raw is not None else {}
             state = PartitionState(
                 partition,
+                db,
                 PartitionTransaction(db),
                 dict(marker.get("applied", {})),
                 marker.get("st", 0),
@@ -153,7 +156,7 @@ class CheckpointStore:
                 else:
                     write.put(key, value)
             write.put(FAUST_OFFSET_KEY, str(metadata.offset + len(changes) - 1).encode())
-            self._db_for(part.partition).write(write)
+            part.db.write(write)
             part.txn.reset()
             events, part.unacked = part.unacked, []
             for event in events:

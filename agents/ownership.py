@@ -1,0 +1,33 @@
+"""Which partitions a processor may apply records of, right now.
+
+Faust can hand an agent a record fetched before a rebalance after the rebalance began: the
+agent was waiting for the processor's lock while the revocation handler checkpointed. Applied
+then, it recreates the revoked partition's state from the local disk and writes a checkpoint
+into a changelog that the partition's new owner is writing too (a zombie write). So a record is
+applied only while no rebalance is under way and its partition was handed to this worker by the
+last completed one; anything else is dropped unacked, for the owner to read again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+
+class Ownership:
+    def __init__(self, rebalancing: Callable[[], bool]) -> None:
+        self._rebalancing = rebalancing
+        self._owned: set[int] = set()
+        self.dropped = 0  # records dropped as not ours (for /metrics and tests)
+
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """The full set of partitions of the completed rebalance."""
+        self._owned = set(partitions)
+
+    def revoked(self, partitions: Iterable[int]) -> None:
+        self._owned.difference_update(partitions)
+
+    def admits(self, partition: int) -> bool:
+        if partition in self._owned and not self._rebalancing():
+            return True
+        self.dropped += 1
+        return False

@@ -1,0 +1,134 @@
+"""Staleness events: judge the models whose state moved, emit on change and as a heartbeat.
+
+Runs in the join worker, next to the state it judges (drift needs every prediction's score,
+kept only there). `add` marks models whose state a checkpoint changed; `flush` judges them from
+the committed state (a verdict is a function of the model's event time, so a replay judges the
+same) and sends an event on the `staleness` topic when `EmissionPolicy` says one is due. Models
+not changed are judged again only when their heartbeat is due.
+
+What the registry declares (trained and deployed times, maximum age, baseline metrics) and the
+downstream models a verdict impacts come from the registry's Redis cache
+(`registry.cache`: `{prefix}:registry:model:{id}` and `{prefix}:impact:{id}`), so the worker
+needs no database and goes on without facts (age from first sight, measured baseline) while
+Redis or the registry is away. Events are at least once: a new owner of a partition emits a
+first verdict for its models, and the registry records them idempotently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from staleness.config import StalenessConfig
+from staleness.events import EmissionPolicy, to_event
+from staleness.inputs import VersionFacts
+from staleness.scorer import score_model
+from streams.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[bytes], Any]
+
+
+def version_facts(cached_model: dict[str, Any] | None, version: str) -> VersionFacts | None:
+    """The registry's declared facts of one version, from its cached model document."""
+    for row in (cached_model or {}).get("versions") or []:
+        if row.get("version") == version:
+            return VersionFacts(
+                trained_at_ms=row.get("trained_at"),
+                deployed_at_ms=row.get("deployed_at"),
+                max_age_ms=row.get("max_age_ms"),
+                baseline=dict(row.get("baseline_metrics") or {}),
+            )
+    return None
+
+
+class StalenessEmitter:
+    """Sink: `add` marks models changed, `flush` judges and emits what is due."""
+
+    def __init__(
+        self,
+        reader_for: Callable[[int], Reader | None],
+        send: Callable[[str, bytes], Any],
+        redis: Redis,
+        redis_prefix: str,
+        cfg: StalenessConfig,
+        heartbeat_interval_ms: int,
+        telemetry: Telemetry,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self._reader_for = reader_for
+        self._send = send
+        self._redis = redis
+        self._prefix = redis_prefix
+        self._cfg = cfg
+        self._policy = EmissionPolicy(heartbeat_interval_ms)
+        self._heartbeat_ms = heartbeat_interval_ms
+        self._telemetry = telemetry
+        self._now = clock_ms
+        self._dirty: dict[str, int] = {}  # model -> partition
+        self._known: dict[str, int] = {}
+        self._judged_at: dict[str, int] = {}  # model -> wall ms of its last judgement
+
+    def add(self, partition: int, models: set[str]) -> None:
+        for model_id in models:
+            self._dirty[model_id] = partition
+            self._known[model_id] = partition
+
+    async def flush(self) -> int:
+        """Judge changed models and those whose heartbeat is due; returns events sent."""
+        now = self._now()
+        due = dict(self._dirty)
+        for model_id, partition in self._known.items():
+            if now - self._judged_at.get(model_id, 0) >= self._heartbeat_ms:
+                due[model_id] = partition
+        self._dirty.clear()
+        sent = 0
+        for model_id, partition in due.items():
+            read = self._reader_for(partition)
+            if read is None:  # the partition moved: its new owner judges the model
+                self._known.pop(model_id, None)
+                self._judged_at.pop(model_id, None)
+                self._policy.forget(model_id)
+                continue
+            self._judged_at[model_id] = now
+            sent += await self._judge(read, model_id, now)
+        return sent
+
+    async def _judge(self, read: Reader, model_id: str, now: int) -> int:
+        cached, impacted = await self._registry(model_id)
+        judged = score_model(
+            read, model_id, self._cfg, facts_for=lambda version: version_facts(cached, version)
+        )
+        if judged is None:
+            return 0
+        version, verdict = judged
+        if self._policy.due(model_id, version, verdict.state, now) is None:
+            return 0
+        event = to_event(verdict, model_id, version, now, impacted)
+        try:
+            await self._send(model_id, event.model_dump_json().encode())
+        except Exception as exc:  # noqa: BLE001 - a failed send is retried at the next flush
+            log.warning("staleness: sending the event of %s failed (%s)", model_id, exc)
+            self._dirty[model_id] = self._known.get(model_id, 0)
+            return 0
+        self._policy.record(model_id, version, verdict.state, now)
+        self._telemetry.staleness_events.labels(verdict.state).inc()
+        return 1
+
+    async def _registry(self, model_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+        try:
+            model_raw, impact_raw = await self._redis.mget(
+                f"{self._prefix}:registry:model:{model_id}", f"{self._prefix}:impact:{model_id}"
+            )
+        except (RedisError, OSError):
+            return None, []
+        cached = orjson.loads(model_raw) if model_raw else None
+        impacted = list(orjson.loads(impact_raw).get("impacted", [])) if impact_raw else []
+        return cached, impacted
