@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit lint bench stack-up stack-down deps clean
+.PHONY: demo test unit lint bench bench-isolation stack-up stack-down deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: deps
 
 bench: deps
 	$(BIN)/runway bench
+
+bench-isolation: deps
+	$(BIN)/runway bench-isolation
 
 stack-up: deps
 	$(BIN)/runway stack up

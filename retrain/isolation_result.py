@@ -31,7 +31,7 @@ class Comparison:
     healthy_events_per_s: float  # mean over the healthy runs
     hung_events_per_s: float  # mean over the hung runs
     ratio: float  # hung / healthy
-    within: bool  # |ratio - 1| <= tolerance
+    within: bool  # |hung - healthy| <= tolerance x healthy
     healthy_spread: float  # (max - min) / mean of the healthy runs: the noise floor
 
 
@@ -48,7 +48,7 @@ def compare(runs: Sequence[tuple[str, float]], tolerance: float = TOLERANCE) -> 
         healthy_events_per_s=healthy_mean,
         hung_events_per_s=hung_mean,
         ratio=ratio,
-        within=abs(ratio - 1.0) <= tolerance,
+        within=abs(hung_mean - healthy_mean) <= tolerance * healthy_mean,  # exact at the edge
         healthy_spread=(max(healthy) - min(healthy)) / healthy_mean,
     )
 

@@ -10,7 +10,7 @@ from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
 from registry.cli import register as register_registry
 from retrain.cli import register as register_retrain
-from retrain.isolation_bench import register as register_bench_isolation
+from retrain.isolation_cli import register as register_bench_isolation
 from stack.commands import register as register_stack
 from streams.app import create_app
 from streams.bench import register as register_bench
