@@ -6,6 +6,8 @@ Key layout (prefix `RUNWAY_REDIS_KEY_PREFIX`, default `runway`):
     runway:model:{model_id}                        task, clock, versions, last times, staleness
     runway:model:{model_id}:window:{w}             all versions, window w (1h, 24h, 7d)
     runway:model:{model_id}:version:{v}:window:{w} one version, window w
+    runway:model:{model_id}:staleness              the last staleness event's fields (JSON
+                                                   values), written by `sinks.staleness`
 
 A window hash holds the fields of `tables.aggregates.summarize` (NaN figures are left out),
 `score_histogram` (JSON: bin -> count), `window_start` / `window_end` (epoch ms) and

@@ -16,6 +16,7 @@ first verdict for its models, and the registry records them idempotently.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -119,8 +120,21 @@ class StalenessEmitter:
             self._dirty[model_id] = self._known.get(model_id, 0)
             return 0
         self._policy.record(model_id, version, verdict.state, now)
+        await self._show(model_id, event.model_dump(mode="json"))
         self._telemetry.staleness_events.labels(verdict.state).inc()
         return 1
+
+    async def _show(self, model_id: str, event: dict[str, Any]) -> None:
+        """The model's current staleness beside its speed view (best effort: Redis may be down)."""
+        fields = {
+            k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in event.items()
+        }
+        key = f"{self._prefix}:model:{model_id}:staleness"
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+        with contextlib.suppress(RedisError, OSError):
+            await pipe.execute()
 
     async def _registry(self, model_id: str) -> tuple[dict[str, Any] | None, list[str]]:
         try:
