@@ -61,6 +61,8 @@ async def redis_snapshot(settings: Settings) -> dict[str, dict[str, str]]:
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     try:
         names = sorted(await redis.keys(f"{settings.redis_key_prefix}:model:*"))
+        # the staleness hash carries its wall-clock emission time: not part of the speed view
+        names = [n for n in names if not n.endswith(":staleness")]
         return {name: await redis.hgetall(name) for name in names}
     finally:
         await redis.aclose()
