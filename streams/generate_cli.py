@@ -169,6 +169,17 @@ def register(app: faust.App, settings: Settings) -> None:
         option("--features", type=int, default=0, help="Numeric features per prediction."),
         option("--drain/--no-drain", default=True, help="Send pending outcomes at the end."),
         option("--run-id", type=str, default=None, help="Prediction id prefix."),
+        option("--model-version", type=str, default="v1", help="Every model's model_version."),
+        option("--drift-models", type=int, default=0, help="The first N models drift."),
+        option(
+            "--drift-after-s", type=float, default=0.0, help="...after this much event time (s)."
+        ),
+        option(
+            "--drift-shift",
+            type=float,
+            default=1.5,
+            help="Score shift: binary logit, regression in units of the model's spread.",
+        ),
         option("--seed", type=int, default=1, help="Random seed."),
         option("--progress/--no-progress", default=True, help="Show a progress bar."),
     )
@@ -191,6 +202,10 @@ def register(app: faust.App, settings: Settings) -> None:
         features: int,
         drain: bool,
         run_id: str | None,
+        model_version: str,
+        drift_models: int,
+        drift_after_s: float,
+        drift_shift: float,
         seed: int,
         progress: bool,
     ) -> None:
@@ -213,6 +228,10 @@ def register(app: faust.App, settings: Settings) -> None:
             drain=drain,
             features=features,
             run_id=run_id,
+            model_version=model_version,
+            drift_models=drift_models,
+            drift_after_ms=round(drift_after_s * 1000),
+            drift_shift=drift_shift,
         )
         report = await produce(settings, spec, progress, rng=random.Random(seed))
         self.say(

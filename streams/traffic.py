@@ -33,6 +33,12 @@ What is valid and what is not (tests rely on this):
   with a value of the wrong type), `key_mismatch` (a schema-valid event whose `model_id` is
   another model's, so it disagrees with the record key). Malformed events use prediction ids
   `<run_id>-bad-<n>`, which no valid event uses.
+
+**Drift** (for staleness demos and tests): the first `drift_models` models (`model-000`, ...)
+shift their score distribution from event time `start_ms + drift_after_ms` on, labels
+unchanged: a binary model's score logit moves by `drift_shift` (1.5 by default: a PSI far above
+0.2), a regression model's score by `drift_shift` times its spread. It draws no extra random
+numbers, so a spec without drift gives the same stream as before.
 """
 
 from __future__ import annotations
@@ -80,6 +86,10 @@ class TrafficSpec:
     p_true: float = 0.3  # mean positive rate of binary models
     separation: float = 1.19  # binary score signal; AUC = Phi(separation / sqrt 2) ~ 0.80
     noise: float = 0.5  # regression noise (label and score), in units of the model's scale
+    model_version: str = "v1"  # every model's version
+    drift_models: int = 0  # the first N models drift (module docstring, "Drift")
+    drift_after_ms: int = 0  # ...from this much event time after start_ms
+    drift_shift: float = 1.5  # binary: logit shift; regression: in units of the model's scale
 
     def __post_init__(self) -> None:
         if self.models < 1 or self.batch_size < 1:
@@ -91,6 +101,8 @@ class TrafficSpec:
                 raise ValueError(f"{name} must be in [0, 1]")
         if self.label_delay_ms < 0:
             raise ValueError("label_delay_ms must be >= 0")
+        if not 0 <= self.drift_models <= self.models or self.drift_after_ms < 0:
+            raise ValueError("drift_models must be in [0, models] and drift_after_ms >= 0")
 
     @property
     def effective_event_rate(self) -> float:
@@ -171,7 +183,7 @@ def plan_models(spec: TrafficSpec, rng: random.Random) -> list[ModelPlan]:
         plans.append(
             ModelPlan(
                 model_id=f"model-{i:0{width}d}",
-                model_version="v1",
+                model_version=spec.model_version,
                 task="binary" if i % 2 == 0 else "regression",
                 p_true=p_true,
                 mean=rng.uniform(-10.0, 10.0),
@@ -361,6 +373,11 @@ def generate(spec: TrafficSpec, rng: random.Random, truth: Truth | None = None) 
     binary_bias = [math.log(p.p_true / (1 - p.p_true)) - sep / 2 for p in plans]
     noise = spec.noise
     n_features = spec.features
+    n_drift, drift_from, shift = (
+        spec.drift_models,
+        spec.start_ms + spec.drift_after_ms,
+        spec.drift_shift,
+    )
     pid_prefix = f"{spec.effective_run_id}-"
     record = truth is not None
     seq = 0
@@ -405,19 +422,25 @@ def generate(spec: TrafficSpec, rng: random.Random, truth: Truth | None = None) 
         m = int(rand() * n_models)
         plan = plans[m]
         pid = f"{pid_prefix}{i}"
+        drifted = m < n_drift and ts >= drift_from
         if plan.task == "binary":
             label: float = 1 if rand() < plan.p_true else 0
-            score = 1.0 / (1.0 + exp(-(gauss(0.0, 1.0) + sep * label + binary_bias[m])))
+            logit = gauss(0.0, 1.0) + sep * label + binary_bias[m]
+            score = 1.0 / (1.0 + exp(-logit))
             f = score
+            if drifted:
+                score = 1.0 / (1.0 + exp(-(logit + shift)))
         else:
             f = gauss(plan.mean, plan.scale)
             label = f + gauss(0.0, noise * plan.scale)
             score = f + gauss(0.0, noise * plan.scale)
+            if drifted:
+                score += shift * plan.scale
         pred: dict[str, Any] = {
             "schema_version": 1,
             "prediction_id": pid,
             "model_id": plan.model_id,
-            "model_version": "v1",
+            "model_version": plan.model_version,
             "timestamp": ts,
             "task": plan.task,
             "score": score,
@@ -427,7 +450,9 @@ def generate(spec: TrafficSpec, rng: random.Random, truth: Truth | None = None) 
         pred_bytes = dumps(pred)
         emitted += 1
         if record:
-            truth.predictions.append(TruePrediction(pid, plan.model_id, "v1", ts, plan.task, score))  # type: ignore[union-attr]
+            truth.predictions.append(  # type: ignore[union-attr]
+                TruePrediction(pid, plan.model_id, plan.model_version, ts, plan.task, score)
+            )
 
         if emitted < total and rand() < labeled_p:
             emitted += 1

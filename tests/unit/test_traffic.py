@@ -280,9 +280,57 @@ def test_features_are_numbers() -> None:
     assert all(Prediction.model_validate(b).features for b in bodies)
 
 
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+def test_drift_shifts_the_first_models_scores_after_its_time_and_nothing_else() -> None:
+    """Drift draws no random numbers, so the stream lines up event by event with the calm one:
+    models 000 (binary) and 001 (regression) move from 10 s of event time on, labels stay."""
+    base = TrafficSpec(models=4, events=20_000, event_rate=1000, malformed_share=0.0)
+    drifted = TrafficSpec(**{**base.__dict__, "drift_models": 2, "drift_after_ms": 10_000})
+    (_, calm), (_, moved) = run(base), run(drifted)
+    assert moved.outcomes == calm.outcomes
+    scale = {p.model_id: p.scale for p in calm.models}
+    cut = base.start_ms + 10_000
+    shifted = 0
+    for before, after in zip(calm.predictions, moved.predictions, strict=True):
+        assert after._replace(score=before.score) == before
+        if after.model_id in ("model-000", "model-001") and after.timestamp >= cut:
+            shifted += 1
+            if after.task == "binary":
+                assert _logit(after.score) == pytest.approx(_logit(before.score) + 1.5, abs=1e-9)
+            else:
+                assert after.score == pytest.approx(before.score + 1.5 * scale[after.model_id])
+        else:
+            assert after.score == before.score
+    in_window = [p for p in calm.predictions if p.timestamp >= cut]
+    assert shifted == sum(p.model_id in ("model-000", "model-001") for p in in_window) > 1000
+
+
+def test_drift_after_the_run_and_no_drift_give_the_same_stream() -> None:
+    spec = TrafficSpec(models=3, events=3000, **NOISY)
+    late = TrafficSpec(**{**spec.__dict__, "drift_models": 3, "drift_after_ms": 10**9})
+    assert run(late)[0] == run(spec)[0]
+
+
+def test_model_version_is_carried() -> None:
+    records, truth = run(TrafficSpec(models=2, events=400, model_version="v7", batch_size=1))
+    bodies = [orjson.loads(r.value) for r in records if r.topic == "predictions"]
+    assert {b["model_version"] for b in bodies if isinstance(b, dict) and "score" in b} == {"v7"}
+    assert {p.model_version for p in truth.predictions} == {"v7"}
+
+
 @pytest.mark.parametrize(
     "bad",
-    [{"models": 0}, {"batch_size": 0}, {"events": None, "duration_s": None}, {"early_share": 1.5}],
+    [
+        {"models": 0},
+        {"batch_size": 0},
+        {"events": None, "duration_s": None},
+        {"early_share": 1.5},
+        {"models": 2, "drift_models": 3},
+        {"drift_models": 1, "drift_after_ms": -1},
+    ],
 )
 def test_spec_rejects_nonsense(bad: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
