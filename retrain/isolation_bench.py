@@ -118,6 +118,7 @@ class Rig:
 
     settings: Settings
     workdir: Path
+    run_id: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     sent: int = 0  # STALE verdicts the feeder has sent
     http: aiohttp.ClientSession | None = None
@@ -280,7 +281,7 @@ async def measure_run(
     rig: Rig, settings: Settings, phase: str, index: int, spec: dict[str, int]
 ) -> dict[str, Any]:
     """One run: a fresh backlog, the stand-in switched, one worker measured over it."""
-    run = bench_settings(settings, f"iso{index}-{phase}", rig.workdir, free_port())
+    run = bench_settings(settings, f"{rig.run_id}-{index}-{phase}", rig.workdir, free_port())
     try:
         backlog = await preload(
             run, backlog_spec(spec["models"], spec["events"], spec["batch_size"], run.app_id)
@@ -345,7 +346,9 @@ async def run_isolation_bench(
 
     workdir = Path(tempfile.mkdtemp(prefix="runway-isolation-"))
     run_id = f"iso-{uuid.uuid4().hex[:8]}"
-    rig = Rig(rig_settings(settings, run_id, workdir, call_timeout_s, reset_timeout_s), workdir)
+    rig = Rig(
+        rig_settings(settings, run_id, workdir, call_timeout_s, reset_timeout_s), workdir, run_id
+    )
     spec = {"events": events, "batch_size": batch_size, "models": models}
     order = run_order(rounds)
     runs: list[dict[str, Any]] = []
@@ -378,8 +381,15 @@ async def run_isolation_bench(
                 await feeder
         rig.stop()
         await rig.close()
-        with contextlib.suppress(Exception):
-            await cleanup(rig.settings)
+        # Every run's topics, groups' changelogs and Redis keys start with `bench-<run id>-`:
+        # one sweep also catches a run interrupted while its topics were being created.
+        sweep = f"bench-{run_id}-"
+        everything = settings.model_copy(
+            update={"topic_prefix": sweep, "app_id": sweep[:-1], "redis_key_prefix": sweep}
+        )
+        for world in (rig.settings, everything):
+            with contextlib.suppress(Exception):
+                await cleanup(world)
         shutil.rmtree(workdir, ignore_errors=True)
     verdict = compare([(run["phase"], run["events_per_s"]) for run in runs])
     result: dict[str, Any] = {
