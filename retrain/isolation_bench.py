@@ -415,6 +415,7 @@ async def run_isolation_bench(
             result[f"{key}_{phase}"] = _sum(runs, phase, key)
         result[f"staleness_events_sent_{phase}"] = _sum(runs, phase, "staleness_events_sent")
         result[f"agent_cpu_s_{phase}"] = _sum(runs, phase, "agent_cpu_s")
+    result["breaker_opened"] = result["breaker_opened_hung"]  # the headline: it did open
     result["breaker_states_seen_hung"] = sorted(
         {s for r in runs if r["phase"] == HUNG for s in r["breaker_states_seen"]}
     )
