@@ -104,6 +104,22 @@ class Store:
             t.metadata.create_all(self.write, checkfirst=True)
         except sa.exc.IntegrityError:
             t.metadata.create_all(self.write, checkfirst=True)
+        self._widen_episode()
+
+    def _widen_episode(self) -> None:
+        """PostgreSQL registries created while `retrain_requests.episode` was INTEGER cannot hold
+        an episode (epoch ms); widen the column once (SQLite integers are 64-bit already)."""
+        if self.write.dialect.name != "postgresql":
+            return
+        query = sa.text(
+            "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = 'retrain_requests' AND column_name = 'episode'"
+        )
+        with self.write.begin() as conn:
+            if conn.execute(query).scalar() == "integer":
+                conn.execute(
+                    sa.text("ALTER TABLE retrain_requests ALTER COLUMN episode TYPE BIGINT")
+                )
 
     def dispose(self) -> None:
         self.write.dispose()
