@@ -1,286 +1,91 @@
-"""`runway demo`: the product's main job on one machine, watched live.
+"""`runway demo`: the whole product on one machine, watched live.
 
-It brings up the local stack, creates the topics, starts `--workers` `runway worker`
-subprocesses (each with its own data directory `var/demo/worker-<i>` and web port `6066 + i`,
-logging to `var/demo/worker-<i>.log`), waits for each to answer `/health` and for the consumer
-group to settle with every worker in it (so no rebalance starts under load), then sends
-synthetic live traffic (`streams.traffic`: event time = now, exponential label delay, unlabeled,
-early, duplicate and malformed events) and shows the speed view (Redis, window 1h, so it also
-counts earlier runs of the last hour) as a table refreshed twice a second, with a footer of
-workers, events sent, events/s, the group's backlog and dead letters.
+It brings up the local stack, creates the topics, and starts as subprocesses (each with its own
+log under `var/demo/`): `--workers` `runway worker`s (data directory `var/demo/worker-<i>`, web
+port `6066 + i`), the orchestrator stand-in (8090), the registry agent and the HTTP API (8080)
+on the stack's PostgreSQL, and the retrain agent (6070) (`streams.demo_services`). It waits for
+each to answer `/health`, registers the models, this run's version of each (`v<UTC time>`) and
+the dependency chain model-000 -> 001 -> 002 -> 003 through the API, waits for the consumer group
+to settle with every worker in it (so no rebalance starts under load), then sends synthetic live
+traffic (`streams.traffic`: unlabeled, early, duplicate and malformed events) whose event time
+runs `--speedup` (60) times faster than the wall clock, and in which the first `--drift-models`
+(1) models' scores shift `--drift-after-s` (90) wall seconds in. With the 1-hour reference window
+of `demo_settings`, drift can be judged a minute after traffic starts: the drifted model turns
+WARNING/STALE about half a minute after its drift, the others stay FRESH, and the retrain agent
+starts one retrain of it on the stand-in.
 
-Ctrl-C (or SIGTERM/SIGHUP, or `--duration`) stops the generator, then the workers: SIGTERM and a
-wait, SIGKILL after `STOP_TIMEOUT_S` or at a second Ctrl-C (SIGKILL loses nothing: the join
-recovers from its changelogs). Workers also get SIGTERM from the kernel if the demo itself dies.
-The stack stays up (`runway stack down` stops it). A worker that dies stops the demo with its
-log tail. The demo uses the default settings: the product's topics, consumer group and Redis
-prefix. `table_rows` (Redis hashes -> table cells) is pure and unit tested.
+The screen: the speed view (Redis, window 1h of event time, i.e. the last minute at 60x) with
+each model's last staleness verdict on this run's version, refreshed twice a second; a footer of
+workers, events sent, events/s, the group's backlog and dead letters; and a panel of the retrain
+agent's breaker and retrains, the stand-in's started runs and the API's /health.
+
+Ctrl-C (or SIGTERM/SIGHUP, or `--duration`) stops the generator, then every process: SIGTERM
+and a wait, SIGKILL after `STOP_TIMEOUT_S` or at a second Ctrl-C (SIGKILL loses nothing: the join
+recovers from its changelogs). They also get SIGTERM from the kernel if the demo itself dies.
+The stack stays up (`runway stack down` stops it). A process that dies stops the demo with its
+log tail. The demo uses the product's topics, consumer groups and Redis prefix. What it shows is
+computed by the pure `streams.demo_table` (unit tested).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import json
-import math
 import random
+import secrets
 import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import faust
+import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.cli import option
 from redis.asyncio import Redis
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
 from rich.text import Text
 
-from config.settings import Settings, worker_environment
+from config.settings import Settings
 from stack import api
 from stack.errors import StackError
 from stack.topics import ensure_topics
+from streams.demo_process import DemoError, DemoProcess, DemoWorker, wait_healthy
+from streams.demo_services import (
+    HTTP_TIMEOUT_S,
+    demo_settings,
+    first_event_time,
+    model_clocks,
+    poll_status,
+    register_models,
+    registration_calls,
+    service_processes,
+)
+from streams.demo_table import (
+    Hashes,
+    Milestones,
+    ServiceStatus,
+    metrics_table,
+    service_panel,
+    table_rows,
+)
 from streams.generate_cli import produce
-from streams.traffic import TrafficSpec, plan_models
+from streams.traffic import ModelPlan, TrafficSpec, plan_models
+
+__all__ = ["Demo", "DemoError", "DemoOptions", "DemoWorker", "demo_spec", "register"]
 
 DEMO_DIR = Path("var/demo")
 WINDOW = "1h"
 REFRESH_S = 0.5
 HEALTH_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 30.0
 GROUP_TIMEOUT_S = 90.0
-PR_SET_PDEATHSIG = 1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-FOREVER_S = 30 * 24 * 3600.0  # event time the generator could send: a month, i.e. until stopped
-
-COLUMNS = (
-    "model",
-    "task",
-    "predictions",
-    "labeled",
-    "coverage",
-    "p50 delay",
-    "acc / MAE",
-    "AUC / RMSE",
-    "duplicates",
-    "expired",
-)
-
-
-class DemoError(Exception):
-    """Something the demo cannot go on without; the message is for the user."""
-
-
-# -- the pure part: Redis hashes -> table cells ---------------------------------------------------
-
-
-def _number(fields: Mapping[str, str], name: str) -> float | None:
-    raw = fields.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return None if math.isnan(value) else value
-
-
-def _count(fields: Mapping[str, str], name: str) -> str:
-    value = _number(fields, name)
-    return "-" if value is None else f"{int(value):,}"
-
-
-def _fixed(fields: Mapping[str, str], name: str) -> str:
-    value = _number(fields, name)
-    return "-" if value is None else f"{value:.3f}"
-
-
-def table_rows(
-    views: Mapping[str, tuple[Mapping[str, str], Mapping[str, str]]],
-) -> list[tuple[str, ...]]:
-    """One row of `COLUMNS` per model, sorted by model id.
-
-    `views` maps a model id to its model hash and its window hash (both as Redis returns them,
-    decoded). Missing or NaN figures show as "-": binary models show accuracy and ROC AUC,
-    regression models MAE and RMSE.
-    """
-    rows: list[tuple[str, ...]] = []
-    for model_id in sorted(views):
-        info, window = views[model_id]
-        task = info.get("task", "-")
-        coverage = _number(window, "label_coverage")
-        delay = _number(window, "label_delay_p50_ms")
-        if task == "regression":
-            first, second = _fixed(window, "mae"), _fixed(window, "rmse")
-        else:
-            first, second = _fixed(window, "accuracy"), _fixed(window, "roc_auc")
-        rows.append(
-            (
-                model_id,
-                task,
-                _count(window, "predictions"),
-                _count(window, "labeled"),
-                "-" if coverage is None else f"{coverage:.1%}",
-                "-" if delay is None else f"{delay / 1000:.1f}s",
-                first,
-                second,
-                _count(window, "duplicates"),
-                _count(window, "unlabeled_expired"),
-            )
-        )
-    return rows
-
-
-def metrics_table(rows: Sequence[tuple[str, ...]], title: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in COLUMNS:
-        table.add_column(name, justify="left" if name in ("model", "task") else "right")
-    for row in rows:
-        table.add_row(*row)
-    if not rows:
-        table.add_row("[dim]waiting for the speed view...[/dim]", *[""] * (len(COLUMNS) - 1))
-    return table
-
-
-# -- workers ---------------------------------------------------------------------------------------
-
-
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A `preexec_fn` (Linux) that has the kernel SIGTERM the worker when the demo dies.
-
-    Called from the thread that starts the workers (the event loop's): the signal follows
-    that thread. libc is loaded here, in the parent; the child only makes the one call.
-    """
-    if sys.platform != "linux":
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
-    return preexec
-
-
-def _runway_executable() -> list[str]:
-    beside = Path(sys.executable).parent / "runway"
-    return [str(beside)] if beside.exists() else ["runway"]
-
-
-@dataclass
-class DemoWorker:
-    index: int
-    settings: Settings
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
-    killed: str = ""  # why the demo sent SIGKILL, if it did
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [*_runway_executable(), "worker", "-l", "info"],
-                env=worker_environment(self.settings),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # the terminal's Ctrl-C is ours; we SIGTERM them
-                preexec_fn=_parent_death_signal(),
-            )
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def health(self) -> dict[str, Any] | None:
-        url = f"http://{self.settings.web_host}:{self.settings.web_port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status != 200:
-                    return None
-                body: dict[str, Any] = json.loads(response.read())
-                return body
-        except (OSError, ValueError):
-            return None
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
-
-    def kill(self, why: str) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.killed = why
-            self.process.kill()
-
-    def stop(self) -> str:
-        """SIGTERM and wait (SIGKILL after `STOP_TIMEOUT_S`); how it ended, in words."""
-        if self.process is None:
-            return "not started"
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.kill(f"still running {STOP_TIMEOUT_S:.0f}s after SIGTERM")
-                self.process.wait(timeout=10)
-        code = self.process.returncode
-        if code >= 0:
-            return f"exit {code}"
-        name = signal.Signals(-code).name
-        if self.killed:
-            return f"{name} ({self.killed}; see {self.log_path})"
-        return f"ended by {name}, not sent by the demo (see {self.log_path})"
-
-
-def worker_settings(settings: Settings, index: int) -> Settings:
-    return settings.model_copy(
-        update={
-            "datadir": DEMO_DIR / f"worker-{index}",
-            "web_port": settings.web_port + index,
-        }
-    )
-
-
-def _died(worker: DemoWorker) -> DemoError:
-    code = worker.process.returncode if worker.process else None
-    return DemoError(
-        f"worker {worker.index} (pid {worker.pid}) exited with code {code}; "
-        f"the end of {worker.log_path}:\n{worker.log_tail()}"
-    )
-
-
-async def wait_healthy(workers: Sequence[DemoWorker], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    waiting = list(workers)
-    while waiting:
-        for worker in list(waiting):
-            if not worker.alive():
-                raise _died(worker)
-            if await asyncio.to_thread(worker.health) is not None:
-                waiting.remove(worker)
-        if waiting and time.monotonic() > deadline:
-            names = ", ".join(str(w.log_path) for w in waiting)
-            raise DemoError(f"no /health answer within {timeout_s:.0f}s; see {names}")
-        if waiting:
-            await asyncio.sleep(0.25)
+FOREVER_S = 30 * 24 * 3600.0  # wall seconds the generator could send: a month, i.e. until stopped
 
 
 # -- the generator ---------------------------------------------------------------------------------
@@ -308,19 +113,19 @@ class SendCounter:
 # -- reading what the workers made -----------------------------------------------------------------
 
 
-async def read_views(
-    redis: Redis, prefix: str, model_ids: Sequence[str]
-) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+async def read_views(redis: Redis, prefix: str, model_ids: Sequence[str]) -> dict[str, Hashes]:
+    """Each model's hash, its window hash and its last staleness verdict (models seen only)."""
     pipe = redis.pipeline(transaction=False)
     for model_id in model_ids:
         pipe.hgetall(f"{prefix}:model:{model_id}")
         pipe.hgetall(f"{prefix}:model:{model_id}:window:{WINDOW}")
+        pipe.hgetall(f"{prefix}:model:{model_id}:staleness")
     replies = await pipe.execute()
-    views = {}
+    views: dict[str, Hashes] = {}
     for i, model_id in enumerate(model_ids):
-        info, window = replies[2 * i], replies[2 * i + 1]
+        info, window, staleness = replies[3 * i : 3 * i + 3]
         if info:
-            views[model_id] = (_decode(info), _decode(window))
+            views[model_id] = (_decode(info), _decode(window), _decode(staleness))
     return views
 
 
@@ -390,21 +195,44 @@ class GroupWatch:
 @dataclass(frozen=True)
 class DemoOptions:
     models: int = 8
-    rate: float = 5000.0
+    rate: float = 2000.0
     workers: int = 2
     duration: float = 0.0
     batch_size: int = 100
+    speedup: float = 60.0  # event-time seconds per wall second
+    drift_models: int = 1
+    drift_after_s: float = 90.0  # wall seconds after traffic starts
 
 
-def demo_spec(options: DemoOptions, start_ms: int) -> TrafficSpec:
-    """Live-looking traffic: event time starts now and advances with the wall clock."""
+def worker_settings(settings: Settings, index: int) -> Settings:
+    return settings.model_copy(
+        update={
+            "datadir": DEMO_DIR / f"worker-{index}",
+            "web_port": settings.web_port + index,
+        }
+    )
+
+
+def run_version(wall_s: float) -> str:
+    """This run's model version: each run deploys a new one, so it gets its own reference
+    window and a new staleness episode (the retrain agent asks for one retrain per episode)."""
+    return time.strftime("v%Y%m%d-%H%M%S", time.gmtime(wall_s))
+
+
+def demo_spec(options: DemoOptions, start_ms: int, version: str = "v1") -> TrafficSpec:
+    """Live-looking traffic whose event time runs `speedup` times faster than the wall clock.
+
+    Event-time figures stay those of live traffic (labels 5 s late on average); a partial batch
+    waits one wall second, as at 1x. The drift starts `drift_after_s` wall seconds in.
+    """
+    speed = options.speedup
     return TrafficSpec(
         models=options.models,
         rate=options.rate,
-        duration_s=FOREVER_S,
-        event_rate=options.rate,
+        duration_s=FOREVER_S * speed,
+        event_rate=options.rate / speed,
         batch_size=options.batch_size,
-        linger_ms=1000,
+        linger_ms=round(1000 * speed),
         start_ms=start_ms,
         label_delay="exponential",
         label_delay_ms=5000.0,
@@ -413,18 +241,29 @@ def demo_spec(options: DemoOptions, start_ms: int) -> TrafficSpec:
         duplicate_share=0.01,
         malformed_share=0.001,
         drain=False,
+        model_version=version,
+        drift_models=options.drift_models,
+        drift_after_ms=round(options.drift_after_s * speed * 1000),
     )
 
 
 class Demo:
     def __init__(self, settings: Settings, options: DemoOptions, console: Console) -> None:
-        self.settings = settings
+        self.token_made = "api_token" not in settings.model_fields_set
+        self.settings = demo_settings(settings, f"demo-{secrets.token_hex(8)}")
         self.options = options
         self.console = console
         self.workers: list[DemoWorker] = []
+        self.services: list[DemoProcess] = []
         self.counter = SendCounter()
+        self.status = ServiceStatus()
         self.stop_reason = ""
-        self.stopping = False  # workers are being stopped: another signal kills them
+        self.stopping = False  # processes are being stopped: another signal kills them
+        self.milestones: Milestones | None = None
+
+    @property
+    def processes(self) -> list[DemoProcess]:
+        return [*self.workers, *self.services]
 
     async def run(self) -> int:
         stop = asyncio.Event()
@@ -437,11 +276,11 @@ class Demo:
         failure: DemoError | None = None
         try:
             await self._prepare(stop)
+            spec = await self._register() if not stop.is_set() else None
             watch = GroupWatch(self.settings)
             await watch.start()
             await self._wait_group(watch, stop)
-            if not stop.is_set():
-                spec = demo_spec(self.options, int(time.time() * 1000))
+            if spec is not None and not stop.is_set():
                 generator = asyncio.create_task(
                     produce(
                         self.settings,
@@ -451,10 +290,9 @@ class Demo:
                         on_sent=self.counter.add,
                     )
                 )
-                model_ids = [plan.model_id for plan in plan_models(spec, random.Random(0))]
                 started = time.monotonic()
                 try:
-                    await self._watch(stop, generator, watch, model_ids)
+                    await self._watch(stop, generator, watch, spec)
                 finally:
                     sending_s = time.monotonic() - started
         except DemoError as exc:
@@ -467,28 +305,30 @@ class Demo:
             if watch is not None:
                 with contextlib.suppress(Exception):
                     await watch.stop()
-            codes = await self._stop_workers()
+            codes = await self._stop_processes()
             for signum in STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
         if not self.console.is_terminal:
             self.console.line()  # Live's last frame ends without one in a log
         if failure is not None:
             self.console.print(f"[red]demo stopped:[/red] {failure}")
-        stopped = ", ".join(f"worker {i}: {how}" for i, how in codes)
+        if self.milestones is not None:
+            self.console.print(self.milestones.summary())
+        stopped = ", ".join(f"{name}: {how}" for name, how in codes)
         self.console.print(
             f"demo {self.stop_reason or 'stopped'}: sent {self.counter.events:,} events in "
             f"{self.counter.records:,} records over {sending_s:.0f}s "
             f"({self.counter.events / max(sending_s, 1e-9):,.0f} events/s); "
-            f"workers stopped ({stopped or 'none started'}); the stack is still up "
+            f"processes stopped ({stopped or 'none started'}); the stack is still up "
             f"(`runway stack down` stops it)."
         )
         return 1 if failure is not None else 0
 
     def _request_stop(self, stop: asyncio.Event, signum: int) -> None:
-        """The first signal stops the demo gently; another while stopping kills the workers."""
+        """The first signal stops the demo gently; another while stopping kills the processes."""
         if self.stopping:
-            for worker in self.workers:
-                worker.kill(f"{signal.Signals(signum).name} while stopping")
+            for process in self.processes:
+                process.kill(f"{signal.Signals(signum).name} while stopping")
             return
         if not stop.is_set() and not self.stop_reason:
             self.stop_reason = f"stopped by {signal.Signals(signum).name}"
@@ -515,17 +355,50 @@ class Demo:
             return
         started = time.monotonic()
         DEMO_DIR.mkdir(parents=True, exist_ok=True)
+        services = service_processes(settings, DEMO_DIR)
         for i in range(self.options.workers):
             worker = DemoWorker(i, worker_settings(settings, i), DEMO_DIR / f"worker-{i}.log")
             worker.start()
             self.workers.append(worker)
-        with console.status(f"starting {len(self.workers)} workers..."):
-            await wait_healthy(self.workers, HEALTH_TIMEOUT_S)
+        for service in services:
+            service.start()
+            self.services.append(service)
+        with console.status(f"starting {len(self.processes)} processes..."):
+            await wait_healthy(self.processes, HEALTH_TIMEOUT_S)
         ports = ", ".join(str(w.settings.web_port) for w in self.workers)
         console.print(
-            f"{len(self.workers)} workers answering /health in "
-            f"{time.monotonic() - started:.1f}s (ports {ports}; logs in {DEMO_DIR}/)"
+            f"{len(self.workers)} workers (ports {ports}) and {len(self.services)} services "
+            f"answering in {time.monotonic() - started:.1f}s; logs in {DEMO_DIR}/"
         )
+        token = f" (writes: Bearer {settings.api_token})" if self.token_made else ""
+        console.print(
+            f"registry API http://{settings.api_host}:{settings.api_port}{token} on "
+            f"{settings.registry_dsn}; stand-in orchestrator "
+            f"http://{settings.standin_host}:{settings.standin_port}/calls; retrain agent "
+            f"http://{settings.web_host}:{settings.retrain_web_port}/health"
+        )
+
+    async def _register(self) -> TrafficSpec:
+        """This run's spec, its models, version and chain registered through the API."""
+        options, settings = self.options, self.settings
+        ids = [p.model_id for p in plan_models(demo_spec(options, 0), random.Random(0))]
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            clocks = await model_clocks(redis, settings.redis_key_prefix, ids)
+        finally:
+            await redis.aclose()
+        start_ms = first_event_time(int(time.time() * 1000), clocks)
+        spec = demo_spec(options, start_ms, run_version(time.time()))
+        plans: list[ModelPlan] = plan_models(spec, random.Random(0))
+        await register_models(settings, registration_calls(plans, start_ms))
+        chain = " -> ".join(p.model_id for p in plans[:4])
+        self.console.print(
+            f"registered {len(plans)} models, version {spec.model_version}, chain {chain}; "
+            f"event time {options.speedup:g}x the wall clock; reference window 1h "
+            f"(RUNWAY_STALENESS_REFERENCE_WINDOW_MS={settings.staleness_reference_window_ms}); "
+            f"drift of the first {options.drift_models} model(s) after {options.drift_after_s:g}s"
+        )
+        return spec
 
     async def _wait_group(self, watch: GroupWatch, stop: asyncio.Event) -> None:
         """Traffic starts once every worker holds its partitions: no rebalance under load."""
@@ -534,9 +407,7 @@ class Demo:
         state, members = "?", 0
         with self.console.status(f"waiting for the {watch.group} group to settle..."):
             while not stop.is_set():
-                for worker in self.workers:
-                    if not worker.alive():
-                        raise _died(worker)
+                self._check_alive()
                 with contextlib.suppress(Exception):
                     state, members = await watch.members()
                 if state == "Stable" and members == want:
@@ -555,19 +426,38 @@ class Demo:
             f"{time.monotonic() - started:.1f}s{backlog}"
         )
 
+    def _check_alive(self) -> None:
+        for process in self.processes:
+            if not process.alive():
+                raise process.died()
+
+    async def _poll(self, stop: asyncio.Event) -> None:
+        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as client:
+            while not stop.is_set():
+                self.status = await poll_status(client, self.settings)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 2.0)
+
     async def _watch(
         self,
         stop: asyncio.Event,
         generator: asyncio.Task[Any],
         watch: GroupWatch,
-        model_ids: list[str],
+        spec: TrafficSpec,
     ) -> None:
         settings, options = self.settings, self.options
+        model_ids = [plan.model_id for plan in plan_models(spec, random.Random(0))]
+        self.milestones = Milestones(
+            frozenset(model_ids[: options.drift_models]), spec.model_version
+        )
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        poller = asyncio.create_task(self._poll(stop))
         started = time.monotonic()
         title = (
-            f"runway demo: speed view, window {WINDOW} "
-            f"(Redis {settings.redis_key_prefix}:model:*), Ctrl-C to stop"
+            f"runway demo: speed view, window {WINDOW} of event time (the last "
+            f"{3600 / options.speedup:.0f}s at {options.speedup:g}x; Redis "
+            f"{settings.redis_key_prefix}:model:*), staleness of {spec.model_version}; "
+            f"Ctrl-C to stop"
         )
         rows: list[tuple[str, ...]] = []
         tick = 0
@@ -578,45 +468,54 @@ class Demo:
                     if options.duration and now - started >= options.duration:
                         self.stop_reason = f"finished (--duration {options.duration:g})"
                         break
-                    for worker in self.workers:
-                        if not worker.alive():
-                            raise _died(worker)
+                    self._check_alive()
                     if generator.done():
                         error = generator.exception()
                         raise DemoError(f"the generator stopped: {error!r}")
                     with contextlib.suppress(Exception):
-                        rows = table_rows(
-                            await read_views(redis, settings.redis_key_prefix, model_ids)
-                        )
+                        views = await read_views(redis, settings.redis_key_prefix, model_ids)
+                        rows = table_rows(views, spec.model_version)
+                    self.milestones.see(now - started, rows, self.status)
                     if tick % 4 == 0:
                         await watch.refresh()
                     footer = self._footer(now - started, watch)
-                    live.update(Group(metrics_table(rows, title), footer), refresh=True)
+                    panel = Text("\n".join(service_panel(self.status)), style="cyan")
+                    live.update(Group(metrics_table(rows, title), footer, panel), refresh=True)
                     tick += 1
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(stop.wait(), REFRESH_S)
         finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await poller
             await redis.aclose()
 
     def _footer(self, elapsed: float, watch: GroupWatch) -> Text:
         rate = self.counter.sample(time.monotonic())
         backlog = "?" if watch.backlog is None else f"{watch.backlog:,}"
+        options = self.options
+        drift = (
+            f"drift of {options.drift_models} model(s) from {options.drift_after_s:g}s"
+            if options.drift_models
+            else "no drift"
+        )
         return Text(
             f"workers {sum(w.alive() for w in self.workers)}/{len(self.workers)}  |  "
             f"sent {self.counter.events:,} events ({self.counter.records:,} records)  |  "
-            f"{rate:,.0f} events/s (target {self.options.rate:,.0f})  |  "
+            f"{rate:,.0f} events/s (target {options.rate:,.0f})  |  "
             f"backlog {backlog} records  |  dead letters {watch.dead_letters:,}  |  "
-            f"{elapsed:.0f}s"
+            f"{elapsed:.0f}s, event time +{elapsed * options.speedup / 3600:.1f}h  |  {drift}"
         )
 
-    async def _stop_workers(self) -> list[tuple[int, str]]:
-        if not self.workers:
+    async def _stop_processes(self) -> list[tuple[str, str]]:
+        processes = self.processes
+        if not processes:
             return []
         self.stopping = True
-        status = f"stopping {len(self.workers)} workers (SIGTERM; Ctrl-C again kills them)..."
+        status = f"stopping {len(processes)} processes (SIGTERM; Ctrl-C again kills them)..."
         with self.console.status(status):
-            codes = await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self.workers))
-        return [(w.index, code) for w, code in zip(self.workers, codes, strict=True)]
+            codes = await asyncio.gather(*(asyncio.to_thread(p.stop) for p in processes))
+        return [(p.name, code) for p, code in zip(processes, codes, strict=True)]
 
 
 def register(app: faust.App, settings: Settings) -> None:
@@ -624,21 +523,38 @@ def register(app: faust.App, settings: Settings) -> None:
 
     @app.command(
         option("--models", type=int, default=8, help="Number of synthetic models."),
-        option("--rate", type=float, default=5000.0, help="Events/s to send."),
+        option("--rate", type=float, default=2000.0, help="Events/s to send."),
         option("--workers", type=int, default=2, help="`runway worker` processes to start."),
         option("--duration", type=float, default=0.0, help="Seconds to run; 0 = until Ctrl-C."),
         option("--batch-size", type=int, default=100, help="Events per Kafka record."),
+        option("--speedup", type=float, default=60.0, help="Event-time seconds per wall second."),
+        option("--drift-models", type=int, default=1, help="The first N models drift (0: none)."),
+        option(
+            "--drift-after-s", type=float, default=90.0, help="...this many seconds into traffic."
+        ),
     )
     async def demo(
-        self: Any, models: int, rate: float, workers: int, duration: float, batch_size: int
+        self: Any,
+        models: int,
+        rate: float,
+        workers: int,
+        duration: float,
+        batch_size: int,
+        speedup: float,
+        drift_models: int,
+        drift_after_s: float,
     ) -> None:
-        """Run the whole pipeline locally on live synthetic traffic and watch the speed view."""
-        if workers < 1 or models < 1 or rate <= 0:
-            raise SystemExit("error: --workers, --models and --rate must be positive")
-        options = DemoOptions(models, rate, workers, duration, batch_size)
+        """Run the whole product locally on live synthetic traffic with a drift, and watch it."""
+        if workers < 1 or models < 1 or rate <= 0 or speedup <= 0:
+            raise SystemExit("error: --workers, --models, --rate and --speedup must be positive")
+        if not 0 <= drift_models <= models or drift_after_s < 0:
+            raise SystemExit("error: --drift-models must be in [0, --models], --drift-after-s >= 0")
+        options = DemoOptions(
+            models, rate, workers, duration, batch_size, speedup, drift_models, drift_after_s
+        )
         console = Console()
         if not console.is_terminal:
-            console.width = max(console.width, 140)  # a log file: room for every column
+            console.width = max(console.width, 150)  # a log file: room for every column
         code = await Demo(settings, options, console).run()
         if code:
             raise SystemExit(code)
