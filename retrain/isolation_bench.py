@@ -398,6 +398,7 @@ async def run_isolation_bench(
         "ratio": round(verdict.ratio, 4),
         "within_10_percent": verdict.within,
         "healthy_spread": round(verdict.healthy_spread, 4),
+        "conclusive": verdict.conclusive,
         "order": order,
         "healthy_runs_events_per_s": [r["events_per_s"] for r in runs if r["phase"] == HEALTHY],
         "hung_runs_events_per_s": [r["events_per_s"] for r in runs if r["phase"] == HUNG],

@@ -48,6 +48,7 @@ def _tables(result: dict[str, Any]) -> tuple[Any, Any]:
         ("ratio hung / healthy", f"{result['ratio']:.3f}"),
         ("within 10 %", within),
         ("spread of the healthy runs", f"{result['healthy_spread']:.1%}"),
+        ("conclusive (spread <= 10 %)", "yes" if result["conclusive"] else "NO: noisy machine"),
         ("ratio of join ev per worker CPU-s", f"{result['cpu_ratio']:.3f}"),
         ("breaker opened (hung / healthy runs)",
          f"{result['breaker_opened_hung']} / {result['breaker_opened_healthy']}"),

@@ -33,6 +33,7 @@ class Comparison:
     ratio: float  # hung / healthy
     within: bool  # |hung - healthy| <= tolerance x healthy
     healthy_spread: float  # (max - min) / mean of the healthy runs: the noise floor
+    conclusive: bool  # the healthy runs agree within the tolerance themselves
 
 
 def compare(runs: Sequence[tuple[str, float]], tolerance: float = TOLERANCE) -> Comparison:
@@ -44,12 +45,14 @@ def compare(runs: Sequence[tuple[str, float]], tolerance: float = TOLERANCE) -> 
         raise ValueError("need at least one healthy and one hung run")
     healthy_mean, hung_mean = fmean(healthy), fmean(hung)
     ratio = hung_mean / healthy_mean
+    spread = (max(healthy) - min(healthy)) / healthy_mean
     return Comparison(
         healthy_events_per_s=healthy_mean,
         hung_events_per_s=hung_mean,
         ratio=ratio,
         within=abs(hung_mean - healthy_mean) <= tolerance * healthy_mean,  # exact at the edge
-        healthy_spread=(max(healthy) - min(healthy)) / healthy_mean,
+        healthy_spread=spread,
+        conclusive=spread <= tolerance,  # else the machine's noise alone exceeds the bound
     )
 
 

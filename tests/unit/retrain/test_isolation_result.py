@@ -32,6 +32,15 @@ def test_compare_means_ratio_and_spread() -> None:
     assert result.ratio == 19_500.0 / 21_000.0  # 0.9286
     assert result.within is True
     assert result.healthy_spread == 2_000.0 / 21_000.0
+    assert result.conclusive is True
+
+
+def test_a_noisy_machine_makes_the_verdict_inconclusive() -> None:
+    runs = [("healthy", 20_000.0), ("hung", 20_000.0), ("healthy", 17_000.0)]
+    result = compare(runs)
+    assert result.within is True  # 20,000 vs 18,500
+    assert result.healthy_spread == 3_000.0 / 18_500.0  # 16 %
+    assert result.conclusive is False
 
 
 @pytest.mark.parametrize(
