@@ -9,7 +9,7 @@ the dependency chain model-000 -> 001 -> 002 -> 003 through the API, waits for t
 to settle with every worker in it (so no rebalance starts under load), then sends synthetic live
 traffic (`streams.traffic`: unlabeled, early, duplicate and malformed events) whose event time
 runs `--speedup` (60) times faster than the wall clock, and in which the first `--drift-models`
-(1) models' scores shift `--drift-after-s` (90) wall seconds in. With the 1-hour reference window
+(1) models' scores shift `--drift-after-s` (75) wall seconds in. With the 1-hour reference window
 of `demo_settings`, drift can be judged a minute after traffic starts: the drifted model turns
 WARNING/STALE about half a minute after its drift, the others stay FRESH, and the retrain agent
 starts one retrain of it on the stand-in.
@@ -35,16 +35,12 @@ import random
 import secrets
 import signal
 import time
-from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import faust
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from faust.cli import option
 from redis.asyncio import Redis
 from rich.console import Console, Group
@@ -67,126 +63,24 @@ from streams.demo_services import (
     service_processes,
 )
 from streams.demo_table import (
-    Hashes,
     Milestones,
     ServiceStatus,
     metrics_table,
     service_panel,
     table_rows,
 )
+from streams.demo_watch import WINDOW, GroupWatch, SendCounter, read_views
 from streams.generate_cli import produce
 from streams.traffic import ModelPlan, TrafficSpec, plan_models
 
 __all__ = ["Demo", "DemoError", "DemoOptions", "DemoWorker", "demo_spec", "register"]
 
 DEMO_DIR = Path("var/demo")
-WINDOW = "1h"
 REFRESH_S = 0.5
 HEALTH_TIMEOUT_S = 120.0
 GROUP_TIMEOUT_S = 90.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 FOREVER_S = 30 * 24 * 3600.0  # wall seconds the generator could send: a month, i.e. until stopped
-
-
-# -- the generator ---------------------------------------------------------------------------------
-
-
-@dataclass
-class SendCounter:
-    """What the generator has sent so far, and a recent rate."""
-
-    events: int = 0
-    records: int = 0
-    samples: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=20))
-
-    def add(self, records: int, events: int) -> None:
-        self.records += records
-        self.events += events
-
-    def sample(self, now: float) -> float:
-        """Events/s over the last few seconds of samples."""
-        self.samples.append((now, self.events))
-        (t0, e0), (t1, e1) = self.samples[0], self.samples[-1]
-        return (e1 - e0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-# -- reading what the workers made -----------------------------------------------------------------
-
-
-async def read_views(redis: Redis, prefix: str, model_ids: Sequence[str]) -> dict[str, Hashes]:
-    """Each model's hash, its window hash and its last staleness verdict (models seen only)."""
-    pipe = redis.pipeline(transaction=False)
-    for model_id in model_ids:
-        pipe.hgetall(f"{prefix}:model:{model_id}")
-        pipe.hgetall(f"{prefix}:model:{model_id}:window:{WINDOW}")
-        pipe.hgetall(f"{prefix}:model:{model_id}:staleness")
-    replies = await pipe.execute()
-    views: dict[str, Hashes] = {}
-    for i, model_id in enumerate(model_ids):
-        info, window, staleness = replies[3 * i : 3 * i + 3]
-        if info:
-            views[model_id] = (_decode(info), _decode(window), _decode(staleness))
-    return views
-
-
-def _decode(fields: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
-    def text(v: bytes | str) -> str:
-        return v.decode() if isinstance(v, bytes) else v
-
-    return {text(k): text(v) for k, v in fields.items()}
-
-
-class GroupWatch:
-    """The consumer group and the topics around it, seen from Kafka.
-
-    `dead_letters`: records on the dead-letters topic since `start`; `backlog`: records of the
-    input topics the group has not committed yet; `members`: the group's state and size.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.group = settings.app_id
-        self.dead = [
-            TopicPartition(settings.topic("dead-letters"), p) for p in range(settings.partitions)
-        ]
-        self.inputs = [
-            TopicPartition(settings.topic(name), p)
-            for name in ("predictions", "outcomes")
-            for p in range(settings.partitions)
-        ]
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-        self.baseline = 0
-        self.dead_letters = 0
-        self.backlog: int | None = None
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        await self.admin.start()
-        self.baseline = await self._dead_total()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-        await self.admin.close()
-
-    async def _dead_total(self) -> int:
-        ends = await self.consumer.end_offsets(self.dead)
-        return int(sum(ends.values()))
-
-    async def members(self) -> tuple[str, int]:
-        """(state, member count) of the join's consumer group."""
-        response = await self.admin.describe_consumer_groups([self.group])
-        group = response[0].to_object()["groups"][0]
-        return str(group["state"]), len(group["members"])
-
-    async def refresh(self) -> None:
-        with contextlib.suppress(Exception):
-            self.dead_letters = await self._dead_total() - self.baseline
-            ends = await self.consumer.end_offsets(self.inputs)
-            committed = await self.admin.list_consumer_group_offsets(self.group)
-            self.backlog = sum(
-                end - (committed[tp].offset if tp in committed else 0) for tp, end in ends.items()
-            )
 
 
 # -- the demo --------------------------------------------------------------------------------------
@@ -201,7 +95,7 @@ class DemoOptions:
     batch_size: int = 100
     speedup: float = 60.0  # event-time seconds per wall second
     drift_models: int = 1
-    drift_after_s: float = 90.0  # wall seconds after traffic starts
+    drift_after_s: float = 75.0  # wall seconds after traffic starts
 
 
 def worker_settings(settings: Settings, index: int) -> Settings:
@@ -364,7 +258,9 @@ class Demo:
             service.start()
             self.services.append(service)
         with console.status(f"starting {len(self.processes)} processes..."):
-            await wait_healthy(self.processes, HEALTH_TIMEOUT_S)
+            await wait_healthy(self.processes, HEALTH_TIMEOUT_S, stop)
+        if stop.is_set():
+            return
         ports = ", ".join(str(w.settings.web_port) for w in self.workers)
         console.print(
             f"{len(self.workers)} workers (ports {ports}) and {len(self.services)} services "
@@ -419,6 +315,8 @@ class Demo:
                         f"see {DEMO_DIR}/worker-*.log"
                     )
                 await asyncio.sleep(0.5)
+        if stop.is_set():
+            return
         await watch.refresh()
         backlog = f"; backlog {watch.backlog:,} records" if watch.backlog else ""
         self.console.print(
@@ -530,7 +428,7 @@ def register(app: faust.App, settings: Settings) -> None:
         option("--speedup", type=float, default=60.0, help="Event-time seconds per wall second."),
         option("--drift-models", type=int, default=1, help="The first N models drift (0: none)."),
         option(
-            "--drift-after-s", type=float, default=90.0, help="...this many seconds into traffic."
+            "--drift-after-s", type=float, default=75.0, help="...this many seconds into traffic."
         ),
     )
     async def demo(

@@ -121,8 +121,10 @@ class DemoProcess:
         """SIGTERM and wait (SIGKILL after `STOP_TIMEOUT_S`); how it ended, in words."""
         if self.process is None:
             return "not started"
+        termed = False
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
+            termed = True
             try:
                 self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
@@ -134,6 +136,8 @@ class DemoProcess:
         name = signal.Signals(-code).name
         if self.killed:
             return f"{name} ({self.killed}; see {self.log_path})"
+        if termed and code == -signal.SIGTERM:
+            return "SIGTERM (before it could handle it)"
         return f"ended by {name}, not sent by the demo (see {self.log_path})"
 
     def died(self) -> DemoError:
@@ -159,10 +163,13 @@ class DemoWorker(DemoProcess):
         self.settings = settings
 
 
-async def wait_healthy(processes: Sequence[DemoProcess], timeout_s: float) -> None:
+async def wait_healthy(
+    processes: Sequence[DemoProcess], timeout_s: float, stop: asyncio.Event | None = None
+) -> None:
+    """Until every process answers its /health (or `stop` is set); one that dies is an error."""
     deadline = time.monotonic() + timeout_s
     waiting = list(processes)
-    while waiting:
+    while waiting and not (stop is not None and stop.is_set()):
         for process in list(waiting):
             if not process.alive():
                 raise process.died()
