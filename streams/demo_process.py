@@ -22,6 +22,7 @@ from typing import Any
 from config.settings import Settings, worker_environment
 
 STOP_TIMEOUT_S = 30.0
+START_MARK = "--- started "  # a line the demo writes to a log before each start
 PR_SET_PDEATHSIG = 1
 
 
@@ -75,6 +76,9 @@ class DemoProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"{START_MARK}{stamp}: runway {' '.join(self.args)}\n".encode())
+            log.flush()
             self.process = subprocess.Popen(
                 [*runway_executable(), *self.args],
                 env=self.env,
@@ -106,11 +110,14 @@ class DemoProcess:
             return None
 
     def log_tail(self, lines: int = 30) -> str:
+        """The last lines this start wrote (the log is appended to across starts)."""
         try:
             text = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
-        return "\n".join(text[-lines:])
+        starts = [i for i, line in enumerate(text) if line.startswith(START_MARK)]
+        mine = text[starts[-1] + 1 :] if starts else text
+        return "\n".join(mine[-lines:]) or "(nothing logged)"
 
     def kill(self, why: str) -> None:
         if self.process is not None and self.process.poll() is None:
