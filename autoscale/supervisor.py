@@ -147,7 +147,8 @@ class Autoscaler:
                 try:
                     lag = await probe.sample()
                 except Exception as exc:  # Kafka hiccup: keep the workers, try again
-                    self._say(json.dumps({"event": "sample_failed", "error": repr(exc)}))
+                    failed = {"event": "sample_failed", "error": repr(exc)}
+                    self._say(json.dumps({"at_ms": self._wall_ms(), **failed}))
                 else:
                     self.metrics.observe(lag)
                     decision = self.step(lag)
