@@ -102,4 +102,7 @@ def staleness_inputs(
         reference_start_ms=ref["start"] if ref else None,
         reference_end_ms=ref["end"] if ref else None,
         facts=facts or VersionFacts(),
+        # features drift is judged on the shortest recent window (the most sensitive)
+        feature_reference=ref["agg"].get("fh", {}) if ref else {},
+        feature_recent=recent[shortest.name].get("fh", {}),
     )

@@ -11,6 +11,11 @@ Sketched figures and their error bounds:
 - label-delay percentiles from logarithmic bins of ratio 1.02: at most 1 % relative error.
 - score distribution (for drift): 100 bins on [0, 1] for binary, signed log bins of ratio 1.05
   (plus a zero bin) for regression.
+- feature distributions (for drift, `fh`: feature -> bin -> count), from the predictions that
+  carry `features`: numbers in signed log bins of ratio 1.2, strings as categories `=<value>`.
+  Bounded so a model cannot grow its buckets without limit: the first 20 features seen in a
+  bucket; a new category only while the feature's histogram has fewer than 50 bins (later ones
+  count as `=~other`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,11 @@ _LOG_DELAY = math.log(DELAY_RATIO)
 _LOG_VALUE = math.log(VALUE_RATIO)
 
 HISTOGRAMS = ("sh", "shp", "shn", "dh")
+FEATURE_RATIO = 1.2
+MAX_FEATURES = 20
+MAX_CATEGORIES = 50
+OTHER_CATEGORY = "=~other"
+_LOG_FEATURE = math.log(FEATURE_RATIO)
 
 
 def score_bin(task: str, score: float) -> str:
@@ -54,9 +64,40 @@ def _inc_hist(agg: dict[str, Any], field: str, bin_: str) -> None:
     hist[bin_] = hist.get(bin_, 0) + 1
 
 
-def add_prediction(agg: dict[str, Any], task: str, score: float) -> None:
+def feature_bin(value: float | str) -> str | None:
+    """The bin of one feature value; None for a value that has none (NaN, infinite)."""
+    if isinstance(value, str):
+        return "=" + value[:64]
+    if not math.isfinite(value):
+        return None
+    if value == 0:
+        return "0"
+    index = int(math.floor(math.log(abs(value)) / _LOG_FEATURE))
+    return f"{'+' if value > 0 else '-'}{index}"
+
+
+def add_prediction(
+    agg: dict[str, Any], task: str, score: float, features: Mapping[str, Any] | None = None
+) -> None:
     _inc(agg, "n")
     _inc_hist(agg, "sh", score_bin(task, score))
+    if features:
+        _add_features(agg.setdefault("fh", {}), features)
+
+
+def _add_features(per_feature: dict[str, dict[str, int]], features: Mapping[str, Any]) -> None:
+    for name, value in features.items():
+        bin_ = feature_bin(value)
+        if bin_ is None:
+            continue
+        hist = per_feature.get(name)
+        if hist is None:
+            if len(per_feature) >= MAX_FEATURES:
+                continue
+            hist = per_feature[name] = {}
+        if bin_ not in hist and bin_[0] == "=" and len(hist) >= MAX_CATEGORIES:
+            bin_ = OTHER_CATEGORY
+        hist[bin_] = hist.get(bin_, 0) + 1
 
 
 def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_ms: int) -> None:
@@ -82,12 +123,19 @@ def merge(aggs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     for agg in aggs:
         for field, value in agg.items():
             if field in HISTOGRAMS:
-                hist = total.setdefault(field, {})
-                for bin_, count in value.items():
-                    hist[bin_] = hist.get(bin_, 0) + count
+                _add_counts(total.setdefault(field, {}), value)
+            elif field == "fh":
+                features = total.setdefault("fh", {})
+                for name, hist in value.items():
+                    _add_counts(features.setdefault(name, {}), hist)
             else:
                 total[field] = total.get(field, 0) + value
     return total
+
+
+def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:
+    for bin_, count in counts.items():
+        into[bin_] = into.get(bin_, 0) + count
 
 
 def roc_auc(positives: Mapping[str, int], negatives: Mapping[str, int]) -> tuple[float, float]:

@@ -63,13 +63,27 @@ class JoinRules:
         self._touch_model(state, model_id, ts, "lp", version, pred["task"])
         if record is None:
             self._bump(
-                state, model_id, version, ts, aggregates.add_prediction, pred["task"], pred["score"]
+                state,
+                model_id,
+                version,
+                ts,
+                aggregates.add_prediction,
+                pred["task"],
+                pred["score"],
+                pred.get("features"),
             )
             deadline = ts + self.config.label_ttl_for(model_id)
             self._put(state, pid_key, {"s": "P", "pred": pred, "dl": deadline})
         elif record["s"] == "E":
             self._bump(
-                state, model_id, version, ts, aggregates.add_prediction, pred["task"], pred["score"]
+                state,
+                model_id,
+                version,
+                ts,
+                aggregates.add_prediction,
+                pred["task"],
+                pred["score"],
+                pred.get("features"),
             )
             self._unindex(state, pid_key, record["dl"])
             self._join(state, pid_key, pred, record["out"], fx)

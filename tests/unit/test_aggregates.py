@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from tables import aggregates
 from tables.aggregates import (
     add_label,
     add_prediction,
@@ -233,3 +234,25 @@ def test_binary_label_threshold_and_counts() -> None:
     assert agg["cor"] == 2
     assert agg["pos"] == 2
     assert agg["lab"] == 3
+
+
+def test_feature_histograms_bin_numbers_by_log_and_strings_by_category() -> None:
+    agg: dict = {}
+    aggregates.add_prediction(agg, "binary", 0.5, {"x": 1.0, "y": -3.0, "z": 0, "c": "red"})
+    aggregates.add_prediction(agg, "binary", 0.5, {"x": 1.1, "c": "red", "n": float("nan")})
+    # log(1.1)/log(1.2) = 0.52 -> bin 0, like 1.0; log(3)/log(1.2) = 6.03 -> bin 6
+    assert agg["fh"] == {"x": {"+0": 2}, "y": {"-6": 1}, "z": {"0": 1}, "c": {"=red": 2}}
+    merged = aggregates.merge([agg, {"n": 1, "fh": {"x": {"+0": 1, "+3": 1}}}])
+    assert merged["fh"]["x"] == {"+0": 3, "+3": 1} and merged["fh"]["c"] == {"=red": 2}
+
+
+def test_feature_histograms_are_bounded() -> None:
+    agg: dict = {}
+    aggregates.add_prediction(agg, "binary", 0.5, {f"f{i}": 1.0 for i in range(25)})
+    assert len(agg["fh"]) == 20  # the first 20 features seen
+    for i in range(60):
+        aggregates.add_prediction(agg, "binary", 0.5, {"f0": f"cat{i}"})
+    categories = agg["fh"]["f0"]
+    # new categories join while the histogram has fewer than 50 bins (the numeric one counts)
+    assert len(categories) == 1 + 49 + 1
+    assert categories["=~other"] == 60 - 49

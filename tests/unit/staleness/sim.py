@@ -65,18 +65,21 @@ class Sim:
         delay: Callable[[random.Random], int | None],
         on_step: Callable[[int], None] | None = None,
         step_ms: int = HOUR_MS,
+        features: Callable[[random.Random, int], dict[str, Any]] | None = None,
     ) -> None:
         """Predictions at `per_hour`, evenly spread over [start, end); `draw(rng, ts)` gives
         (score, label), `delay(rng)` the label delay in ms (None: never labelled). At every
         multiple t of `step_ms` after `start` up to `end` (the state then holds the predictions
         before t and the labels observed up to t), the reference is refreshed and `on_step(t)`
-        called. Labels observed after `end` wait for the next `run`."""
+        called. Labels observed after `end` wait for the next `run`. `features(rng, ts)` gives
+        the prediction's feature values, if any."""
         self._next_step = start + step_ms
         for ts in range(start, end, HOUR_MS // per_hour):
             self._advance(ts, on_step, step_ms)
             score, y = draw(self.rng, ts)
             self._touch(ts, "lp")
-            self._bump(ts, aggregates.add_prediction, self.task, score)
+            values = features(self.rng, ts) if features is not None else None
+            self._bump(ts, aggregates.add_prediction, self.task, score, values)
             d = delay(self.rng)
             if d is not None:
                 heapq.heappush(self.labels, (ts + d, ts, score, y))

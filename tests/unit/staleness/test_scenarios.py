@@ -107,3 +107,29 @@ def test_old_but_accurate_model_is_flagged_on_age_alone() -> None:
     assert last.metrics["score_performance"] < CFG.warning_score
     assert last.metrics["score_drift"] < CFG.warning_score
     assert last.reason.startswith("STALE: 43.0 days since trained (max 30)")
+
+
+def test_feature_shift_without_labels_is_drift_on_that_feature() -> None:
+    """Scores keep their distribution; from day 2 the feature `x0` moves from N(0, 1) to N(2, 1)
+    while `x1` stays. Labels come 3 days late, so the verdict rests on drift and age."""
+    sim = Sim("m1", "v1", "binary", CFG)
+    times, out, step = verdicts(sim, VersionFacts(baseline={"roc_auc": 0.9}))
+    shift = T0 + 2 * DAY_MS
+
+    def delay(rng):  # type: ignore[no-untyped-def]
+        return 3 * DAY_MS + 10 * MINUTE
+
+    def features(rng, ts):  # type: ignore[no-untyped-def]
+        moved = 2.0 if ts >= shift else 0.0
+        return {"x0": rng.gauss(moved, 1.0), "x1": rng.gauss(0.0, 1.0), "region": "eu"}
+
+    sim.run(T0, shift + 6 * HOUR, RATE, binary_draw(), delay, step, features=features)
+    before = times.index(shift)
+    assert {v.state for v in out[24 : before + 1]} == {"FRESH"}
+    last = out[-1]
+    assert last.state == "STALE" and last.basis == ["drift", "age"]
+    assert last.metrics["psi_window"] == "feature:x0"
+    assert last.metrics["feature_psi.x0"] > CFG.psi_significant
+    assert last.metrics["feature_psi.x1"] < CFG.psi_moderate
+    assert last.metrics["feature_psi.region"] == 0.0
+    assert last.metrics["psi"] == last.metrics["feature_psi.x0"]
