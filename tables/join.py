@@ -62,35 +62,30 @@ class JoinRules:
         fx.models.add(model_id)
         self._touch_model(state, model_id, ts, "lp", version, pred["task"])
         if record is None:
-            self._bump(
-                state,
-                model_id,
-                version,
-                ts,
-                aggregates.add_prediction,
-                pred["task"],
-                pred["score"],
-                pred.get("features"),
-            )
+            self._count_prediction(state, pred)
             deadline = ts + self.config.label_ttl_for(model_id)
             self._put(state, pid_key, {"s": "P", "pred": pred, "dl": deadline})
         elif record["s"] == "E":
-            self._bump(
-                state,
-                model_id,
-                version,
-                ts,
-                aggregates.add_prediction,
-                pred["task"],
-                pred["score"],
-                pred.get("features"),
-            )
+            self._count_prediction(state, pred)
             self._unindex(state, pid_key, record["dl"])
             self._join(state, pid_key, pred, record["out"], fx)
             if record.get("d"):
                 self._count(state, model_id, version, ts, "do", record["d"])
         else:
             self._count_duplicate(state, record, "dp", ts)
+
+    def _count_prediction(self, state: State, pred: dict[str, Any]) -> None:
+        """A prediction counts once, in the buckets of its timestamp (its score and features)."""
+        self._bump(
+            state,
+            pred["model_id"],
+            pred["model_version"],
+            pred["timestamp"],
+            aggregates.add_prediction,
+            pred["task"],
+            pred["score"],
+            pred.get("features"),
+        )
 
     def on_outcome(
         self, state: State, out: dict[str, Any], stream_time: int, fx: JoinEffects
