@@ -124,17 +124,12 @@ class Dispatcher:
         )
 
     async def deliver(self, request: RetrainRequest) -> Outcome:
-        attempts = 0
+        attempts = 0  # calls that reached the orchestrator (a refusal by the breaker is none)
 
-        async def attempt() -> Answer:
+        async def counted(request: RetrainRequest) -> Answer:
             nonlocal attempts
-            answer_or_refusal = guarded(self.breaker, self.call, request)
             attempts += 1
-            try:
-                return await answer_or_refusal
-            except CircuitOpen:
-                attempts -= 1  # refused before reaching the orchestrator
-                raise
+            return await self.call(request)
 
         retrying = AsyncRetrying(
             stop=stop_any(
@@ -146,7 +141,7 @@ class Dispatcher:
             reraise=True,
         )
         try:
-            answer: Answer = await retrying(attempt)
+            answer: Answer = await retrying(guarded, self.breaker, counted, request)
         except CircuitOpen as exc:
             return self._count(Outcome("dead-lettered", str(exc), attempts))
         except Transient as exc:
