@@ -4,11 +4,11 @@ Each worker slot `i` has its own data directory `<autoscale_dir>/worker-<i>` and
 `web_port + i`, and logs to `<autoscale_dir>/worker-<i>.log`. Scaling up starts the lowest free
 slots; scaling down stops the highest ones with SIGTERM and waits (the worker leaves the group
 cleanly, so its partitions move at once instead of after the session timeout; SIGKILL only if
-it has not exited after `streams.demo.STOP_TIMEOUT_S`). A worker that dies on its own is
+it has not exited after `streams.demo_process.STOP_TIMEOUT_S`). A worker that dies on its own is
 restarted in its slot. Stop (Ctrl-C, SIGTERM) stops every worker the same clean way.
 
-The process handling is the demo's `DemoWorker` (new session, parent-death signal, SIGTERM then
-wait): reused, not copied.
+The process handling and the slot layout are the demo's `DemoWorker.in_slot` (new session,
+parent-death signal, SIGTERM then wait): reused, not copied.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from autoscale.lag import GroupLag
 from autoscale.metrics import LagMetrics
 from autoscale.probe import LagProbe
 from config.settings import Settings
-from streams.demo import DemoWorker
+from streams.demo_process import DemoWorker
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -37,16 +37,6 @@ def policy_from(settings: Settings) -> Policy:
         scale_down_lag_s=settings.autoscale_scale_down_lag_s,
         stabilization_s=settings.autoscale_stabilization_s,
         cooldown_s=settings.autoscale_cooldown_s,
-    )
-
-
-def slot_settings(settings: Settings, index: int) -> Settings:
-    """A worker slot's own data directory and web port; everything else is the group's."""
-    return settings.model_copy(
-        update={
-            "datadir": Path(settings.autoscale_dir) / f"worker-{index}",
-            "web_port": settings.web_port + index,
-        }
     )
 
 
@@ -87,11 +77,7 @@ class Autoscaler:
         self._say(json.dumps({k: v for k, v in asdict(event).items() if v is not None}))
 
     def _start_slot(self, index: int) -> None:
-        worker = DemoWorker(
-            index,
-            slot_settings(self.settings, index),
-            Path(self.settings.autoscale_dir) / f"worker-{index}.log",
-        )
+        worker = DemoWorker.in_slot(self.settings, Path(self.settings.autoscale_dir), index)
         worker.start()
         self.workers[index] = worker
 

@@ -98,15 +98,6 @@ class DemoOptions:
     drift_after_s: float = 75.0  # wall seconds after traffic starts
 
 
-def worker_settings(settings: Settings, index: int) -> Settings:
-    return settings.model_copy(
-        update={
-            "datadir": DEMO_DIR / f"worker-{index}",
-            "web_port": settings.web_port + index,
-        }
-    )
-
-
 def run_version(wall_s: float) -> str:
     """This run's model version: each run deploys a new one, so it gets its own reference
     window and a new staleness episode (the retrain agent asks for one retrain per episode)."""
@@ -251,7 +242,7 @@ class Demo:
         DEMO_DIR.mkdir(parents=True, exist_ok=True)
         services = service_processes(settings, DEMO_DIR)
         for i in range(self.options.workers):
-            worker = DemoWorker(i, worker_settings(settings, i), DEMO_DIR / f"worker-{i}.log")
+            worker = DemoWorker.in_slot(settings, DEMO_DIR, i)
             worker.start()
             self.workers.append(worker)
         for service in services:

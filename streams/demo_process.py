@@ -169,6 +169,16 @@ class DemoWorker(DemoProcess):
         self.index = index
         self.settings = settings
 
+    @classmethod
+    def in_slot(cls, settings: Settings, run_dir: Path, index: int) -> DemoWorker:
+        """Slot `index` of a group run from `run_dir`: its own data directory
+        `run_dir/worker-<i>`, web port `web_port + i` and log `run_dir/worker-<i>.log`;
+        everything else is the group's (the demo's workers and the autoscaler's alike)."""
+        slot = settings.model_copy(
+            update={"datadir": run_dir / f"worker-{index}", "web_port": settings.web_port + index}
+        )
+        return cls(index, slot, run_dir / f"worker-{index}.log")
+
 
 async def wait_healthy(
     processes: Sequence[DemoProcess], timeout_s: float, stop: asyncio.Event | None = None
