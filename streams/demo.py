@@ -145,6 +145,7 @@ class Demo:
         self.stop_reason = ""
         self.stopping = False  # processes are being stopped: another signal kills them
         self.milestones: Milestones | None = None
+        self.model_ids: list[str] = []  # this run's models (`_register`)
 
     @property
     def processes(self) -> list[DemoProcess]:
@@ -268,15 +269,17 @@ class Demo:
     async def _register(self) -> TrafficSpec:
         """This run's spec, its models, version and chain registered through the API."""
         options, settings = self.options, self.settings
-        ids = [p.model_id for p in plan_models(demo_spec(options, 0), random.Random(0))]
+        version = run_version(time.time())
+        # The plans (ids, tasks, version) do not depend on where event time starts.
+        plans: list[ModelPlan] = plan_models(demo_spec(options, 0, version), random.Random(0))
+        self.model_ids = [p.model_id for p in plans]
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         try:
-            clocks = await model_clocks(redis, settings.redis_key_prefix, ids)
+            clocks = await model_clocks(redis, settings.redis_key_prefix, self.model_ids)
         finally:
             await redis.aclose()
         start_ms = first_event_time(int(time.time() * 1000), clocks)
-        spec = demo_spec(options, start_ms, run_version(time.time()))
-        plans: list[ModelPlan] = plan_models(spec, random.Random(0))
+        spec = demo_spec(options, start_ms, version)
         await register_models(settings, registration_calls(plans, start_ms))
         chain = " -> ".join(p.model_id for p in plans[:4])
         self.console.print(
@@ -335,7 +338,7 @@ class Demo:
         spec: TrafficSpec,
     ) -> None:
         settings, options = self.settings, self.options
-        model_ids = [plan.model_id for plan in plan_models(spec, random.Random(0))]
+        model_ids = self.model_ids
         self.milestones = Milestones(
             frozenset(model_ids[: options.drift_models]), spec.model_version
         )
