@@ -13,6 +13,7 @@ import faust
 from faust.cli import option
 
 from config.settings import Settings
+from retrain.messages import synthetic_staleness
 from retrain.service import run_agent
 from retrain.standin import StandIn, Switches, serve
 
@@ -33,8 +34,7 @@ async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> 
 async def send_staleness(
     settings: Settings, models: int, state: str, prefix: str, version: str
 ) -> int:
-    """Synthetic staleness events (the contract's fields) for demos and the isolation bench."""
-    from staleness.events import StalenessEvent
+    """Synthetic staleness events (the contract's fields, event time now), `models` of them."""
     from streams.generate_cli import make_producer
 
     producer = make_producer(settings)
@@ -43,14 +43,8 @@ async def send_staleness(
     try:
         for i in range(models):
             model = f"{prefix}{i:03d}"
-            event = StalenessEvent(
-                model_id=model, model_version=version, state=state,  # type: ignore[arg-type]
-                score=0.9 if state == "STALE" else 0.1, basis=["performance"], uncertainty=0.0,
-                reason=f"synthetic {state} verdict", event_time=now, emitted_at=now,
-            )  # fmt: skip
-            await producer.send(
-                settings.topic("staleness"), event.model_dump_json().encode(), key=model.encode()
-            )
+            value = synthetic_staleness(model, version, state, f"synthetic {state} verdict", now)
+            await producer.send(settings.topic("staleness"), value, key=model.encode())
         await producer.flush()
     finally:
         await producer.stop()

@@ -43,6 +43,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings, worker_environment
 from retrain.isolation_result import HEALTHY, HUNG, compare, delta, outcomes_after, run_order
+from retrain.messages import synthetic_staleness
 from stack.topics import ensure_topics
 from streams.bench import (
     ROOT,
@@ -219,7 +220,6 @@ class Rig:
 
     async def feed(self, rate: float) -> None:
         """STALE verdicts for new models, `rate` a second: each one is a retrain request."""
-        from staleness.events import StalenessEvent
         from streams.generate_cli import make_producer
 
         producer = make_producer(self.settings)
@@ -232,12 +232,8 @@ class Rig:
                 while self.sent < due:
                     model = f"iso-{self.sent:07d}"
                     now = int(time.time() * 1000)
-                    event = StalenessEvent(
-                        model_id=model, model_version="1", state="STALE", score=0.9,
-                        basis=["performance"], uncertainty=0.0, reason="bench-isolation",
-                        event_time=now, emitted_at=now,
-                    )  # fmt: skip
-                    await producer.send(topic, event.model_dump_json().encode(), key=model.encode())
+                    value = synthetic_staleness(model, "1", "STALE", "bench-isolation", now)
+                    await producer.send(topic, value, key=model.encode())
                     self.sent += 1
                 await asyncio.sleep(max(0.0, (due / rate) - (time.monotonic() - started)))
         finally:

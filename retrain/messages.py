@@ -20,6 +20,21 @@ def request_id(model_id: str, model_version: str, episode: int) -> str:
     return str(uuid.uuid5(REQUEST_NAMESPACE, f"{model_id}/{model_version}/{episode}"))
 
 
+def synthetic_staleness(
+    model_id: str, model_version: str, state: str, reason: str, at_ms: int
+) -> bytes:
+    """A contract staleness event (event time and emission `at_ms`), for the feeders of
+    `runway retrain-send-staleness` and `runway bench-isolation`."""
+    from staleness.events import StalenessEvent  # the scorer's package stays out of the agent
+
+    event = StalenessEvent(
+        model_id=model_id, model_version=model_version, state=state,  # type: ignore[arg-type]
+        score=0.9 if state == "STALE" else 0.1, basis=["performance"], uncertainty=0.0,
+        reason=reason, event_time=at_ms, emitted_at=at_ms,
+    )  # fmt: skip
+    return event.model_dump_json().encode()
+
+
 class StalenessView(BaseModel):
     """The fields of a staleness event the agent needs (the contract has more; all tolerated)."""
 

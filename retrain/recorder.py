@@ -17,4 +17,3 @@ class RetrainRecorder(Protocol):
         detail: str | None,
         at_ms: int,
     ) -> None: ...
-
