@@ -373,11 +373,8 @@ def generate(spec: TrafficSpec, rng: random.Random, truth: Truth | None = None) 
     binary_bias = [math.log(p.p_true / (1 - p.p_true)) - sep / 2 for p in plans]
     noise = spec.noise
     n_features = spec.features
-    n_drift, drift_from, shift = (
-        spec.drift_models,
-        spec.start_ms + spec.drift_after_ms,
-        spec.drift_shift,
-    )
+    n_drift, shift = spec.drift_models, spec.drift_shift
+    drift_from = spec.start_ms + spec.drift_after_ms
     pid_prefix = f"{spec.effective_run_id}-"
     record = truth is not None
     seq = 0
@@ -426,10 +423,8 @@ def generate(spec: TrafficSpec, rng: random.Random, truth: Truth | None = None) 
         if plan.task == "binary":
             label: float = 1 if rand() < plan.p_true else 0
             logit = gauss(0.0, 1.0) + sep * label + binary_bias[m]
-            score = 1.0 / (1.0 + exp(-logit))
-            f = score
-            if drifted:
-                score = 1.0 / (1.0 + exp(-(logit + shift)))
+            f = 1.0 / (1.0 + exp(-logit))  # the undrifted score: features do not drift
+            score = 1.0 / (1.0 + exp(-(logit + shift))) if drifted else f
         else:
             f = gauss(plan.mean, plan.scale)
             label = f + gauss(0.0, noise * plan.scale)
