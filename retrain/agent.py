@@ -155,15 +155,12 @@ class RetrainAgent:
                 batch = await reader.getmany(*remaining, timeout_ms=1000)
                 for tp, records in batch.items():
                     for record in records:
-                        if record.offset >= upto[tp]:
-                            remaining.discard(tp)
-                            break
-                        event = self._parse(record.value)
+                        event = self._parse(record.value) if record.offset < upto[tp] else None
                         if event is not None:
                             self.tracker.observe(event)
                             count += 1
-                        if record.offset + 1 >= upto[tp]:
-                            remaining.discard(tp)
+                    if records and records[-1].offset + 1 >= upto[tp]:
+                        remaining.discard(tp)
         finally:
             await reader.stop()
         return count

@@ -39,7 +39,7 @@ def health(agent: RetrainAgent) -> dict[str, object]:
         "consecutive_failures": agent.breaker.consecutive_failures,
         "seconds_until_half_open": round(agent.breaker.seconds_until_half_open(), 3),
         "queue_depth": agent.queue.qsize(),
-        "models_in_flight": sum(1 for n in agent.busy.values() if n > 0),
+        "models_in_flight": len(agent.busy),  # a model leaves it at its last settle
         "orchestrator_calls": agent.dispatcher.attempts,
     }
 
