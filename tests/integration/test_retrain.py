@@ -4,7 +4,6 @@ orchestrator as `runway` subprocesses, with the breaker's and retries' timings s
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
 import uuid
@@ -24,6 +23,7 @@ from registry.store import Store
 from staleness.events import StalenessEvent
 from streams.traffic import Record
 from tests.integration.harness import ROOT, RUNWAY, send_records, wait_for
+from tests.integration.registry_support import free_port
 
 NAMESPACE = uuid.UUID("5b0a6c1e-8d1f-4f57-9a53-7d2f4c1e0a11")  # documented in README
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
@@ -31,12 +31,6 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
 
 def expected_request_id(model: str, version: str, episode: int) -> str:
     return str(uuid.uuid5(NAMESPACE, f"{model}/{version}/{episode}"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def staleness(model: str, state: str, event_time: int, version: str = "1") -> Record:
@@ -117,9 +111,11 @@ class Rig:
 
 
 def rig_settings(settings: Settings, tmp_path: Path) -> Settings:
+    standin_port = free_port()
     return settings.model_copy(
         update={
-            "standin_port": free_port(),
+            "standin_port": standin_port,
+            "retrain_orchestrator_url": f"http://127.0.0.1:{standin_port}",
             "retrain_web_port": free_port(),
             "registry_dsn": f"sqlite:///{tmp_path / 'registry.sqlite3'}",
             "datadir": tmp_path,
@@ -135,7 +131,6 @@ def rig_settings(settings: Settings, tmp_path: Path) -> Settings:
 
 async def open_rig(settings: Settings, tmp_path: Path, standin_flags: list[str]) -> Rig:
     s = rig_settings(settings, tmp_path)
-    s = s.model_copy(update={"retrain_orchestrator_url": f"http://127.0.0.1:{s.standin_port}"})
     standin = Proc(["orchestrator-standin", *standin_flags], s, tmp_path / "standin.log").start()
     agent = Proc(["retrain-agent"], s, tmp_path / "agent.log").start()
     store = Store.from_settings(s)
