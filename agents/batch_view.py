@@ -76,28 +76,11 @@ class BatchViewProcessor:
             if part.already_applied(message.topic, message.offset):
                 part.unacked.append(event)
                 return
-            hole = await self._continuity.missing(
-                message.topic, message.partition, message.offset, part.applied.get(message.topic)
-            )
-            if hole is not None:
-                await self._fill(part, message.topic, *hole)
-            part.unacked.append(event)
-            if self._apply(part, message):
-                await self._flush()
-
-    async def _fill(self, part: PartitionState, topic: str, start: int, end: int) -> None:
-        log.warning(
-            "batch view: %s[%s] offsets %s..%s were skipped by the consumer; reading them",
-            topic,
-            part.partition,
-            start,
-            end - 1,
-        )
-        async for record in self._continuity.read(topic, part.partition, start, end):
-            if not part.already_applied(topic, record.offset):
-                self._telemetry.records_filled.inc()
+            async for record in self._continuity.in_order(part, message):
+                if record is message:  # acked by the flush that makes its rows durable
+                    part.unacked.append(event)
                 if self._apply(part, record):
-                    await self._flush()  # a cut or the row bound falls inside the hole
+                    await self._flush()  # a cut or the row bound may fall inside a hole
 
     def _apply(self, part: PartitionState, message: Any) -> bool:
         """Buffer one record's new rows; True when a flush is due right after it."""

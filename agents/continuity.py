@@ -16,8 +16,14 @@ taken by another producer's transaction markers) are simply not there to apply.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
+
+from tables.checkpoint import PartitionState
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,35 @@ Earliest = Callable[[str, int], Awaitable[int]]  # (topic, partition) -> log sta
 
 
 class Continuity:
-    def __init__(self, read: ReadRange, earliest: Earliest) -> None:
+    def __init__(
+        self, read: ReadRange, earliest: Earliest, on_filled: Callable[[], object] = lambda: None
+    ) -> None:
         self.read = read
         self._earliest = earliest
+        self._on_filled = on_filled
         self._log_start: dict[tuple[str, int], int] = {}
+
+    async def in_order(self, part: PartitionState, message: Any) -> AsyncIterator[Any]:
+        """The records to apply for `message`, in order: those the consumer skipped, then it.
+
+        The caller applies each record before asking for the next (`part.applied` moves on).
+        """
+        topic = message.topic
+        hole = await self.missing(topic, part.partition, message.offset, part.applied.get(topic))
+        if hole is not None:
+            start, end = hole
+            log.warning(
+                "%s[%s] offsets %s..%s were skipped by the consumer; reading them",
+                topic,
+                part.partition,
+                start,
+                end - 1,
+            )
+            async for record in self.read(topic, part.partition, start, end):
+                if not part.already_applied(topic, record.offset):
+                    self._on_filled()
+                    yield record
+        yield message
 
     async def missing(
         self, topic: str, partition: int, offset: int, applied: int | None

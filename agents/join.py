@@ -84,32 +84,13 @@ class JoinProcessor:
             if part.already_applied(message.topic, message.offset):
                 part.unacked.append(event)  # already in state: ack with the next checkpoint
                 return
-            hole = await self._continuity.missing(
-                message.topic, message.partition, message.offset, part.applied.get(message.topic)
-            )
-            if hole is not None:
-                events += await self._fill(part, message.topic, *hole)
-            events += self._apply(part, message)
+            async for record in self._continuity.in_order(part, message):
+                events += self._apply(part, record)
             part.unacked.append(event)
         if self._due():
             await self.checkpoint()
         if self._max_rate:
             await asyncio.sleep(events / self._max_rate)
-
-    async def _fill(self, part: PartitionState, topic: str, start: int, end: int) -> int:
-        log.warning(
-            "join: %s[%s] offsets %s..%s were skipped by the consumer; reading them",
-            topic,
-            part.partition,
-            start,
-            end - 1,
-        )
-        events = 0
-        async for record in self._continuity.read(topic, part.partition, start, end):
-            if not part.already_applied(topic, record.offset):
-                events += self._apply(part, record)
-                self._telemetry.records_filled.inc()
-        return events
 
     def _apply(self, part: PartitionState, message: Any) -> int:
         """Apply one record (a Faust message or a `RawRecord`); returns its event count."""

@@ -90,20 +90,32 @@ class StalenessEmitter:
             if now - self._judged_at.get(model_id, 0) >= self._heartbeat_ms:
                 due[model_id] = partition
         self._dirty.clear()
-        sent = 0
+        owned: dict[str, Reader] = {}
         for model_id, partition in due.items():
             read = self._reader_for(partition)
             if read is None:  # the partition moved: its new owner judges the model
                 self._known.pop(model_id, None)
                 self._judged_at.pop(model_id, None)
                 self._policy.forget(model_id)
-                continue
+            else:
+                owned[model_id] = read
+        if not owned:
+            return 0
+        registry = await self._registry(list(owned))  # one round trip for every model
+        sent = 0
+        for model_id, read in owned.items():
             self._judged_at[model_id] = now
-            sent += await self._judge(read, model_id, now)
+            sent += await self._judge(read, model_id, now, *registry[model_id])
         return sent
 
-    async def _judge(self, read: Reader, model_id: str, now: int) -> int:
-        cached, impacted = await self._registry(model_id)
+    async def _judge(
+        self,
+        read: Reader,
+        model_id: str,
+        now: int,
+        cached: dict[str, Any] | None,
+        impacted: list[str],
+    ) -> int:
         judged = score_model(
             read, model_id, self._cfg, facts_for=lambda version: version_facts(cached, version)
         )
@@ -112,15 +124,15 @@ class StalenessEmitter:
         version, verdict = judged
         if self._policy.due(model_id, version, verdict.state, now) is None:
             return 0
-        event = to_event(verdict, model_id, version, now, impacted)
+        event = to_event(verdict, model_id, version, now, impacted).model_dump(mode="json")
         try:
-            await self._send(model_id, event.model_dump_json().encode())
+            await self._send(model_id, orjson.dumps(event))
         except Exception as exc:  # noqa: BLE001 - a failed send is retried at the next flush
             log.warning("staleness: sending the event of %s failed (%s)", model_id, exc)
             self._dirty[model_id] = self._known.get(model_id, 0)
             return 0
         self._policy.record(model_id, version, verdict.state, now)
-        await self._show(model_id, event.model_dump(mode="json"))
+        await self._show(model_id, event)
         self._telemetry.staleness_events.labels(verdict.state).inc()
         return 1
 
@@ -136,13 +148,20 @@ class StalenessEmitter:
         with contextlib.suppress(RedisError, OSError):
             await pipe.execute()
 
-    async def _registry(self, model_id: str) -> tuple[dict[str, Any] | None, list[str]]:
+    async def _registry(
+        self, models: list[str]
+    ) -> dict[str, tuple[dict[str, Any] | None, list[str]]]:
+        """Each model's cached registry document and downstream impact (none while Redis is
+        away: the verdict then goes on without the registry's facts)."""
+        names = [n for m in models for n in (f"registry:model:{m}", f"impact:{m}")]
         try:
-            model_raw, impact_raw = await self._redis.mget(
-                f"{self._prefix}:registry:model:{model_id}", f"{self._prefix}:impact:{model_id}"
-            )
+            raw = await self._redis.mget([f"{self._prefix}:{name}" for name in names])
         except (RedisError, OSError):
-            return None, []
-        cached = orjson.loads(model_raw) if model_raw else None
-        impacted = list(orjson.loads(impact_raw).get("impacted", [])) if impact_raw else []
-        return cached, impacted
+            raw = [None] * len(names)
+        out = {}
+        for index, model_id in enumerate(models):
+            model_raw, impact_raw = raw[2 * index], raw[2 * index + 1]
+            cached = orjson.loads(model_raw) if model_raw else None
+            impacted = list(orjson.loads(impact_raw).get("impacted", [])) if impact_raw else []
+            out[model_id] = (cached, impacted)
+        return out

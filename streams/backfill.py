@@ -6,7 +6,6 @@ Faust's consumer cannot be trusted to re-deliver records below its read position
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -45,6 +44,5 @@ async def read_range(
                 if record.offset >= end:
                     return
                 yield RawRecord(topic, partition, record.offset, record.key, record.value)
-            await asyncio.sleep(0)
     finally:
         await consumer.stop()

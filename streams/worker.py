@@ -78,7 +78,7 @@ def _committer(app: faust.App) -> Any:
     return commit
 
 
-def _continuity(app: faust.App, settings: Settings) -> Continuity:
+def _continuity(app: faust.App, settings: Settings, telemetry: Telemetry) -> Continuity:
     async def earliest(topic: str, partition: int) -> int:
         tp = TP(topic, partition)
         return int((await app.consumer.earliest_offsets(tp)).get(tp) or 0)
@@ -86,7 +86,7 @@ def _continuity(app: faust.App, settings: Settings) -> Continuity:
     def read(topic: str, partition: int, start: int, end: int) -> Any:
         return read_range(settings.kafka_bootstrap, topic, partition, start, end)
 
-    return Continuity(read, earliest)
+    return Continuity(read, earliest, telemetry.records_filled.inc)
 
 
 def _ownership(app: faust.App) -> Ownership:
@@ -98,7 +98,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
     windows = parse_windows(settings.windows)
     topics = settings.topic_names
-    revoke_handlers: list[Any] = []
+    processors: list[Any] = []  # (processor, its input topics): rebalances and the watchdog
 
     join_table = _state_table(app, "join", settings)
     join_store = _checkpoint_store(app, join_table)
@@ -174,7 +174,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             models_changed,
             telemetry,
             _ownership(app),
-            _continuity(app, settings),
+            _continuity(app, settings, telemetry),
             max_events_per_s=settings.max_events_per_s,
             derive=store_references if staleness is not None else None,
         )
@@ -190,7 +190,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         async def join_tick() -> None:
             await join.tick()
 
-        revoke_handlers.append((join, {topics["predictions"], topics["outcomes"]}))
+        processors.append((join, {topics["predictions"], topics["outcomes"]}))
 
     if speed_view is not None:
         view = speed_view
@@ -225,7 +225,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             settings.label_ttl_ms + settings.done_retention_ms,
             telemetry,
             _ownership(app),
-            _continuity(app, settings),
+            _continuity(app, settings, telemetry),
         )
 
         @app.agent(_raw_topic(app, topics["joined"]), name="batch_view")
@@ -239,9 +239,8 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         async def batch_view_tick() -> None:
             await batch_view.tick()
 
-        revoke_handlers.append((batch_view, {topics["joined"]}))
+        processors.append((batch_view, {topics["joined"]}))
 
-    watched = [(processor, names) for processor, names in revoke_handlers]
     idle_ticks = [0]
     seen = [-1]
 
@@ -255,18 +254,18 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         partition whose end is past our checkpoint marker is stalled: resume it and seek it to
         the marker (input below the marker is skipped anyway).
         """
-        received = sum(processor.received for processor, _ in watched)
+        received = sum(processor.received for processor, _ in processors)
         idle_ticks[0] = idle_ticks[0] + 1 if received == seen[0] else 0
         seen[0] = received
         consumer: Any = app.consumer
         if idle_ticks[0] < 3 or app.rebalancing or not consumer.flow_active:
             return
         idle_ticks[0] = 0
-        owned = [tp for tp in consumer.assignment() if any(tp.topic in n for _, n in watched)]
+        owned = [tp for tp in consumer.assignment() if any(tp.topic in n for _, n in processors)]
         if not owned:
             return
         ends = await consumer.highwaters(*owned)
-        for processor, names in watched:
+        for processor, names in processors:
             for tp in owned:
                 if tp.topic not in names or tp.partition not in processor.store.partitions:
                     continue
@@ -286,12 +285,12 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
         """After recovery, before streams resume: each processor learns what it owns."""
         assignment = app.consumer.assignment()
-        for processor, names in revoke_handlers:
+        for processor, names in processors:
             await processor.on_assigned({tp.partition for tp in assignment if tp.topic in names})
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        for processor, names in revoke_handlers:
+        for processor, names in processors:
             await processor.on_revoked({tp.partition for tp in revoked if tp.topic in names})
 
     started = time.time()

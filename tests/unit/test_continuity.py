@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from agents.continuity import Continuity, RawRecord
 from agents.ownership import Ownership
+from tables.checkpoint import PartitionState
 
 
 class Log:
@@ -59,3 +60,26 @@ def test_ownership_follows_rebalances() -> None:
     owned.assigned({1})
     assert owned.admits(1) and not owned.admits(0)
     assert owned.dropped == 4  # the four refusals above
+
+
+async def test_in_order_yields_the_skipped_records_then_the_message() -> None:
+    log = Log()
+    filled: list[int] = []
+    guard = Continuity(log.read, log.earliest, lambda: filled.append(1))
+    part = PartitionState(2, None, None, {"t": 70}, 0)  # type: ignore[arg-type]
+    message = RawRecord("t", 2, 74, None, None)
+    seen = []
+    async for record in guard.in_order(part, message):
+        part.mark(record.topic, record.offset)  # what applying does
+        seen.append(record.offset)
+    assert seen == [71, 72, 73, 74]
+    assert len(filled) == 3
+
+
+async def test_in_order_of_the_next_record_is_just_that_record() -> None:
+    log = Log()
+    part = PartitionState(2, None, None, {"t": 70}, 0)  # type: ignore[arg-type]
+    message = RawRecord("t", 2, 71, None, None)
+    assert [r async for r in Continuity(log.read, log.earliest).in_order(part, message)] == [
+        message
+    ]
