@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
@@ -16,19 +13,7 @@ from config.settings import Settings
 from retrain.messages import synthetic_staleness
 from retrain.service import run_agent
 from retrain.standin import StandIn, Switches, serve
-
-
-async def _until_signalled(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await work(stop)
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
+from streams.signals import until_signalled
 
 
 async def send_staleness(
@@ -57,7 +42,7 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.command(name="retrain-agent")
     async def retrain_agent(self: Any) -> None:
         """Retrain stale models through the orchestrator (breaker, retries, retrain-dlq)."""
-        await _until_signalled(lambda stop: run_agent(settings, stop))
+        await until_signalled(lambda stop: run_agent(settings, stop))
 
     @app.command(
         option("--host", type=str, default=None, help="Address (RUNWAY_STANDIN_HOST)."),
@@ -84,7 +69,7 @@ def register(app: faust.App, settings: Settings) -> None:
         """A stand-in Maestro orchestrator for tests and the demo (GET /calls, POST /control)."""
         switches = Switches(fail, down, status, retry_after, hang, latency_ms)
         standin = StandIn(switches)
-        await _until_signalled(
+        await until_signalled(
             lambda stop: serve(
                 standin, host or settings.standin_host, port or settings.standin_port, stop
             )
