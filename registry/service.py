@@ -150,21 +150,21 @@ class Registry:
 
     def add_dependency(self, dep: DependencyIn) -> None:
         self.store.add_dependency(dep)
-        edges = self.store.edges()
-        ups = {dep.upstream} | {r.node for r in graph.upstream(edges, dep.upstream)}
-        downs = {dep.downstream} | {r.node for r in graph.downstream(edges, dep.downstream)}
-        self._put_graph(edges, impact_of=ups, lineage_of=downs)
+        g = graph.Graph(self.store.edges())
+        ups = {dep.upstream} | {r.node for r in g.upstream(dep.upstream)}
+        downs = {dep.downstream} | {r.node for r in g.downstream(dep.downstream)}
+        self._put_graph(g, impact_of=ups, lineage_of=downs)
 
     def warm_cache(self) -> int:
         """Write the impact and lineage of every node and registered model (API start)."""
         edges = self.store.edges()
         every = graph.nodes(edges) | {m.model_id for m in self.store.list_models()}
-        return self._put_graph(edges, impact_of=every, lineage_of=every)
+        return self._put_graph(graph.Graph(edges), impact_of=every, lineage_of=every)
 
-    def _put_graph(self, edges: list[graph.Edge], impact_of: set[str], lineage_of: set[str]) -> int:
+    def _put_graph(self, g: graph.Graph, impact_of: set[str], lineage_of: set[str]) -> int:
         items: list[tuple[str, str | None, dict[str, Any]]] = []
-        items += [("impact", n, impact_doc(n, graph.downstream(edges, n))) for n in impact_of]
-        items += [("lineage", n, lineage_doc(n, graph.upstream(edges, n))) for n in lineage_of]
+        items += [("impact", n, impact_doc(n, g.downstream(n))) for n in impact_of]
+        items += [("lineage", n, lineage_doc(n, g.upstream(n))) for n in lineage_of]
         self._put(items)
         return len(items)
 
