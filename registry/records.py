@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from staleness.events import StalenessEvent
+
 THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
 Task = Literal["binary", "regression"]
@@ -57,25 +59,13 @@ class DependencyIn(BaseModel):
     downstream_kind: NodeKind = "model"
 
 
-class StalenessRecord(BaseModel):
-    """A staleness event as recorded (ARCHITECTURE.md "Staleness events"; unknown fields are
-    ignored). Mirrors `staleness.events.StalenessEvent` so the registry validates the same way
-    without importing the scorer."""
+class StalenessRecord(StalenessEvent):
+    """A staleness event as recorded: validated by the contract's own class, the one the scorer
+    emits and `docs/schemas/staleness.schema.json` is generated from; unknown fields are dropped
+    (nowhere to store them), and the row's `recorded_at` is added."""
 
     model_config = ConfigDict(extra="ignore")
 
-    model_id: str = Field(min_length=1, max_length=200)
-    model_version: str | None = None
-    schema_version: int | None = None
-    state: Literal["FRESH", "WARNING", "STALE"]
-    score: float = Field(ge=0.0, le=1.0)
-    uncertainty: float | None = Field(None, ge=0.0, le=1.0)
-    basis: list[Literal["performance", "drift", "age"]] = Field(default_factory=list)
-    reason: str | None = None
-    event_time: int = Field(ge=0)
-    emitted_at: int = Field(ge=0)
-    metrics: dict[str, object] = Field(default_factory=dict)
-    impacted: list[str] = Field(default_factory=list)
     recorded_at: int | None = None
 
 
