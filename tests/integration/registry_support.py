@@ -5,45 +5,25 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from config.settings import Settings
+from registry.bench import scratch_database
 from stack import api
 from stack.postgres import PostgresService
 from stack.redis import RedisService
 from stack.service import Service
 
 
-def fresh_postgres_db(base_url: str) -> tuple[str, str]:
-    """Create an empty database on the server of `base_url`; returns (dsn, name)."""
-    name = f"reg_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return base_url.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def drop_postgres_db(base_url: str, name: str) -> None:
-    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
-def registry_dsn(request: pytest.FixtureRequest, stack: object, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'registry.sqlite3'}"
-        return
-    base = Settings().postgres_url
-    dsn, name = fresh_postgres_db(base)
-    try:
+def registry_dsn(request: pytest.FixtureRequest, stack: object) -> Iterator[str]:
+    server = Settings().postgres_url if request.param == "postgres" else None
+    with scratch_database(server) as dsn:
         yield dsn
-    finally:
-        drop_postgres_db(base, name)
 
 
 def free_port() -> int:

@@ -7,7 +7,7 @@ import asyncio
 import base64
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from config.settings import Settings
@@ -15,6 +15,7 @@ from registry.agent import RegistryAgent
 from registry.records import DependencyIn
 from registry.store import Store, make_engine
 from streams.generate_cli import make_producer
+from tests.integration.harness import read_topic
 from tests.integration.registry_support import registry_dsn  # noqa: F401  (fixture)
 
 EVENT = {
@@ -68,7 +69,7 @@ async def test_agent_records_each_event_once(settings: Settings, registry_dsn: s
         ["drift", "age"], {"psi": 0.27}, 0.35,
     )  # fmt: skip
 
-    dead = await _read_one(settings, settings.topic("dead-letters"))
+    dead = orjson.loads((await read_topic(settings, settings.topic("dead-letters")))[0][1])
     assert (dead["source_topic"], dead["source_partition"], dead["source_offset"]) == (topic, 0, 2)
     assert dead["reason"].startswith("invalid staleness event: state")
     assert orjson.loads(base64.b64decode(dead["value_b64"]))["state"] == "ROTTEN"
@@ -91,15 +92,3 @@ async def _committed_offset(
             await asyncio.sleep(0.2)
     finally:
         await admin.close()
-
-
-async def _read_one(settings: Settings, topic: str) -> dict[str, object]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        record = await asyncio.wait_for(consumer.getone(), 30)
-        return orjson.loads(record.value)  # type: ignore[no-any-return]
-    finally:
-        await consumer.stop()

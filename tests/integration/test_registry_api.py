@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import orjson
 import psycopg
-import pytest
 from redis import Redis
 
 from config.settings import Settings
+from registry.bench import scratch_database
 from registry.wiring import build_api
+from tests.integration.harness import wait_for
 from tests.integration.registry_support import (  # noqa: F401  (fixtures)
     OwnService,
     own_postgres,
@@ -201,21 +202,19 @@ async def test_redis_down_reads_from_database(own_redis: OwnService, registry_ds
 
 
 async def test_full_bulkhead_gets_503_with_retry_after(stack: object) -> None:
-    from tests.integration.registry_support import drop_postgres_db, fresh_postgres_db
-
-    base = Settings().postgres_url
-    dsn, name = fresh_postgres_db(base)
-    settings = api_settings(
-        dsn, bulkhead_dashboard_max_concurrent=1, bulkhead_dashboard_max_wait_s=0.3
-    )
-    try:
+    with scratch_database(Settings().postgres_url) as dsn:
+        settings = api_settings(
+            dsn, bulkhead_dashboard_max_concurrent=1, bulkhead_dashboard_max_wait_s=0.3
+        )
         async with client_for(settings) as client:
             await register_chain(client)
             # hold the one dashboard slot: a list request blocked behind a real table lock
             with psycopg.connect(dsn) as locker:
                 locker.execute("LOCK TABLE models IN ACCESS EXCLUSIVE MODE")
                 held = asyncio.create_task(client.get("/models"))
-                await wait_until(lambda: _waiting_on_lock(dsn), 10.0)
+                await wait_for(
+                    lambda: asyncio.to_thread(_waiting_on_lock, dsn), 10.0, "a blocked list"
+                )
                 refused = await client.get("/models")
                 other_class = await client.get("/models/a/impact")  # internal: unaffected
                 locker.rollback()
@@ -224,8 +223,6 @@ async def test_full_bulkhead_gets_503_with_retry_after(stack: object) -> None:
             assert [m["model_id"] for m in (await held).json()["models"]] == ["a", "b", "c", "d"]
             metrics = (await client.get("/metrics")).text
             assert 'runway_api_bulkhead_rejected_total{cls="dashboard"} 1.0' in metrics
-    finally:
-        drop_postgres_db(base, name)
 
 
 def _waiting_on_lock(dsn: str) -> bool:
@@ -235,12 +232,3 @@ def _waiting_on_lock(dsn: str) -> bool:
             "AND datname = current_database()"
         ).fetchone()
     return bool(row and row[0] >= 1)
-
-
-async def wait_until(check: Callable[[], bool], deadline_s: float) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_s
-    while not await asyncio.to_thread(check):
-        if loop.time() > end:
-            pytest.fail("condition not met before the deadline")
-        await asyncio.sleep(0.05)
