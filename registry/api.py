@@ -115,8 +115,9 @@ def create_api(
 
     app = FastAPI(title="Runway registry", version="1", lifespan=lifespan)
 
-    def slot(cls: str) -> Callable[[], AsyncIterator[None]]:
-        async def hold() -> AsyncIterator[None]:
+    def slot(cls: str) -> Callable[[Request], AsyncIterator[None]]:
+        async def hold(request: Request) -> AsyncIterator[None]:
+            request.state.cls = cls  # the metrics' label: a route's class is declared once
             async with heads[cls].slot():
                 yield
 
@@ -155,7 +156,7 @@ def create_api(
     async def _count(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        cls = _class_of(request.method, route)
+        cls = getattr(request.state, "cls", "api")  # set by the route's bulkhead dependency
         requests.labels(cls, request.method, route, str(response.status_code)).inc()
         return response
 
@@ -237,17 +238,3 @@ def create_api(
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     return app
-
-
-_DASHBOARD = {"/models", "/models/{model_id}", "/models/{model_id}/staleness",
-              "/models/{model_id}/retrains"}  # fmt: skip
-_INTERNAL = {"/models/{model_id}/impact", "/models/{model_id}/lineage", "/health", "/metrics"}
-
-
-def _class_of(method: str, route: str) -> str:
-    """The request class of a route, for the metrics' label (documented in the module doc)."""
-    if method == "GET" and route in _DASHBOARD:
-        return "dashboard"
-    if route in _INTERNAL:
-        return "internal"
-    return "api"
