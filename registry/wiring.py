@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaClient
 from fastapi import FastAPI
 from redis import Redis
 
@@ -13,6 +12,7 @@ from registry.api import KafkaCheck, create_api
 from registry.cache import RegistryCache
 from registry.service import Registry
 from registry.store import Store
+from stack.kafka import broker_ids
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -28,14 +28,15 @@ def build_registry(settings: Settings) -> Registry:
 
 def kafka_check(settings: Settings) -> KafkaCheck:
     async def ok() -> bool:
-        client = AIOKafkaClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=2000)
+        """Up when a bootstrap server answers with its brokers (stack's probe: errors quiet)."""
         try:
-            await asyncio.wait_for(client.bootstrap(), settings.registry_db_timeout_s)
-            return True
-        except Exception:  # any failure to reach a broker is "down" for /health
+            found = await asyncio.wait_for(
+                broker_ids(settings.kafka_bootstrap, timeout_ms=2000),
+                settings.registry_db_timeout_s,
+            )
+        except TimeoutError:
             return False
-        finally:
-            await client.close()
+        return bool(found)
 
     return ok
 
