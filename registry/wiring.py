@@ -13,6 +13,7 @@ from registry.cache import RegistryCache
 from registry.service import Registry
 from registry.store import Store
 from stack.kafka import broker_ids
+from tables.windows import parse_windows
 
 
 def build_registry(settings: Settings) -> Registry:
@@ -20,7 +21,7 @@ def build_registry(settings: Settings) -> Registry:
     redis = Redis.from_url(
         settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
     )
-    windows = [w.strip() for w in settings.windows.split(",") if w.strip()]
+    windows = [w.name for w in parse_windows(settings.windows)]  # the worker's own parse
     return Registry(
         Store.from_settings(settings), RegistryCache(redis, settings.redis_key_prefix), windows
     )
