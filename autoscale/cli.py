@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -20,6 +18,7 @@ from autoscale.metrics import LagMetrics
 from autoscale.probe import LagProbe, sample_twice
 from autoscale.supervisor import Autoscaler
 from config.settings import Settings
+from streams.signals import until_signalled
 
 
 def _fmt(value: float | None, unit: str = "") -> str:
@@ -90,20 +89,6 @@ async def _lag(
                     await asyncio.wait_for(stop.wait(), interval)
 
 
-def _on_signals(stop: asyncio.Event) -> Callable[[], None]:
-    """Ctrl-C/SIGTERM set `stop` (Faust's own handler would not end the command's loop)."""
-    loop = asyncio.get_running_loop()
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    for signum in signals:
-        loop.add_signal_handler(signum, stop.set)
-
-    def restore() -> None:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-
-    return restore
-
-
 def register(app: faust.App, settings: Settings) -> None:
     """Declare `runway lag` and `runway autoscale` on the Faust app's CLI."""
 
@@ -117,21 +102,15 @@ def register(app: faust.App, settings: Settings) -> None:
         self: Any, watch: bool, as_json_: bool, interval: float, metrics_port: int
     ) -> None:
         """Lag in seconds of the join's consumer group, per partition of its input topics."""
-        stop = asyncio.Event()
-        restore = _on_signals(stop)
         try:
-            await _lag(settings, watch, as_json_, interval, metrics_port, stop)
+            await until_signalled(
+                lambda stop: _lag(settings, watch, as_json_, interval, metrics_port, stop)
+            )
         except LookupError as exc:  # no such topic: say so, no traceback
             raise SystemExit(f"error: {exc.args[0]}") from None
-        finally:
-            restore()
 
     @app.command()
     async def autoscale(self: Any) -> None:
         """Run local workers and size them by the group's lag (RUNWAY_AUTOSCALE_* settings)."""
-        stop = asyncio.Event()
-        restore = _on_signals(stop)
-        try:
-            await Autoscaler(settings, say=lambda line: print(line, flush=True)).run(stop)
-        finally:
-            restore()
+        autoscaler = Autoscaler(settings, say=lambda line: print(line, flush=True))
+        await until_signalled(autoscaler.run)
