@@ -5,10 +5,12 @@ from __future__ import annotations
 import shutil
 import socket
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from config.settings import Settings
@@ -17,6 +19,21 @@ from stack import api
 from stack.postgres import PostgresService
 from stack.redis import RedisService
 from stack.service import Service
+
+
+def fresh_postgres_db(base_url: str) -> tuple[str, str]:
+    """Create an empty database on the server of `base_url`; returns (dsn, name). For tests that
+    hand the database to subprocesses across a try/finally; a `with` block can use
+    `registry.bench.scratch_database` instead."""
+    name = f"reg_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return base_url.rsplit("/", 1)[0] + f"/{name}", name
+
+
+def drop_postgres_db(base_url: str, name: str) -> None:
+    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
