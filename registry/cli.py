@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import faust
 import uvicorn
@@ -14,6 +13,7 @@ from registry.agent import RegistryAgent
 from registry.bench import run_bench
 from registry.store import Store
 from registry.wiring import build_api
+from streams.signals import until_signalled
 
 
 def register(app: faust.App, settings: Settings) -> None:
@@ -34,11 +34,7 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.command()
     async def registry_agent(self: object) -> None:
         """Record staleness events in the registry database (own consumer group)."""
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await RegistryAgent(settings, Store.from_settings(settings)).run(stop)
+        await until_signalled(RegistryAgent(settings, Store.from_settings(settings)).run)
 
     @app.command(
         option("--edges", type=int, default=20_000, help="Dependency edges (seed year 3: 20,000)."),
