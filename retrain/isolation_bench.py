@@ -28,7 +28,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -45,6 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.settings import Settings, worker_environment
 from retrain.isolation_result import HEALTHY, HUNG, compare, delta, outcomes_after, run_order
 from retrain.messages import synthetic_staleness
+from stack.processes import free_port
 from stack.topics import ensure_topics
 from streams.bench import (
     ROOT,
@@ -60,12 +60,6 @@ from streams.bench import (
 
 SAMPLE_S = 0.5
 SETTLE_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rig_settings(

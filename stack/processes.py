@@ -145,6 +145,13 @@ def port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+def free_port(host: str = HOST) -> int:
+    """A port nothing listens on now (the kernel's pick), for a process started next."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
 def port_answers(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):

@@ -3,37 +3,27 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from config.settings import Settings
 from registry.bench import scratch_database
 from stack import api
 from stack.postgres import PostgresService
+from stack.processes import free_port
 from stack.redis import RedisService
 from stack.service import Service
 
 
-def fresh_postgres_db(base_url: str) -> tuple[str, str]:
-    """Create an empty database on the server of `base_url`; returns (dsn, name). For tests that
-    hand the database to subprocesses across a try/finally; a `with` block can use
-    `registry.bench.scratch_database` instead."""
-    name = f"reg_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return base_url.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def drop_postgres_db(base_url: str, name: str) -> None:
-    with psycopg.connect(base_url, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def scratch_postgres(stack: object) -> Iterator[str]:
+    """A DSN of a fresh database on the stack's PostgreSQL, dropped after the test."""
+    with scratch_database(Settings().postgres_url) as dsn:
+        yield dsn
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -41,12 +31,6 @@ def registry_dsn(request: pytest.FixtureRequest, stack: object) -> Iterator[str]
     server = Settings().postgres_url if request.param == "postgres" else None
     with scratch_database(server) as dsn:
         yield dsn
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

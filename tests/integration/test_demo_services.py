@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from config.settings import Settings
+from stack.processes import free_port
 from streams.demo_process import DemoError, wait_healthy
 from streams.demo_services import (
     demo_settings,
@@ -23,13 +24,17 @@ from streams.demo_services import (
 )
 from streams.demo_table import service_panel
 from streams.traffic import TrafficSpec, plan_models
-from tests.integration.registry_support import drop_postgres_db, free_port, fresh_postgres_db
+from tests.integration.registry_support import scratch_postgres  # noqa: F401  (fixture)
 
 DEPLOYED = 1_700_002_800_000
 
 
-async def test_services_start_register_report_and_stop(settings: Settings, tmp_path: Path) -> None:
-    pg_dsn, pg_name = fresh_postgres_db(Settings().postgres_url)
+async def test_services_start_register_report_and_stop(
+    settings: Settings,
+    tmp_path: Path,
+    scratch_postgres: str,  # noqa: F811
+) -> None:
+    pg_dsn = scratch_postgres
     base = settings.model_copy(
         update={
             "redis_key_prefix": settings.app_id,
@@ -68,7 +73,6 @@ async def test_services_start_register_report_and_stop(settings: Settings, tmp_p
     finally:
         codes = [process.stop() for process in processes]
         await redis.aclose()
-        drop_postgres_db(Settings().postgres_url, pg_name)
     assert impact["impacted"] == ["model-001", "model-002", "model-003"]
     assert cached["impacted"] == ["model-001", "model-002", "model-003"]  # what the worker reads
     assert [(v["version"], v["task"], v["deployed_at"]) for v in versions] == [

@@ -7,7 +7,6 @@ Expected figures come from `oracle.py` (plain counting over what was sent); the 
 from __future__ import annotations
 
 import random
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from config.settings import Settings
+from stack.processes import free_port
 from tests.integration import dataset, oracle
 from tests.integration.harness import (
     Worker,
@@ -29,12 +29,6 @@ from tests.integration.harness import (
 pytestmark = pytest.mark.integration
 
 WINDOWS = ("1h", "24h", "7d")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def worker_settings(base: Settings, tmp: Path, name: str, **extra: Any) -> Settings:

@@ -26,7 +26,7 @@ from registry.wiring import build_registry
 from staleness.events import StalenessEvent
 from streams.traffic import Record
 from tests.integration.harness import Worker, read_topic, send_records, wait_for
-from tests.integration.registry_support import drop_postgres_db, fresh_postgres_db
+from tests.integration.registry_support import scratch_postgres  # noqa: F401  (fixture)
 from tests.integration.test_join import worker_settings
 
 HOUR_MS = 3_600_000
@@ -75,7 +75,9 @@ def register(settings: Settings) -> None:
 
 
 async def test_drift_in_one_model_is_stale_in_both_registries(
-    settings: Settings, tmp_path: Path
+    settings: Settings,
+    tmp_path: Path,
+    scratch_postgres: str,  # noqa: F811
 ) -> None:
     base = settings.model_copy(
         update={
@@ -85,7 +87,6 @@ async def test_drift_in_one_model_is_stale_in_both_registries(
             "staleness_reference_settle_ms": 0,
         }
     )
-    pg_dsn, pg_name = fresh_postgres_db(Settings().postgres_url)
     registries = {
         "sqlite": base.model_copy(
             update={
@@ -94,7 +95,10 @@ async def test_drift_in_one_model_is_stale_in_both_registries(
             }
         ),
         "postgres": base.model_copy(
-            update={"registry_dsn": pg_dsn, "registry_group_id": f"{base.app_id}-registry-pg"}
+            update={
+                "registry_dsn": scratch_postgres,
+                "registry_group_id": f"{base.app_id}-registry-pg",
+            }
         ),
     }
     stop = asyncio.Event()
@@ -129,7 +133,6 @@ async def test_drift_in_one_model_is_stale_in_both_registries(
         await asyncio.gather(*runs)
         for agent in agents.values():
             agent.store.dispose()
-        drop_postgres_db(Settings().postgres_url, pg_name)
 
     sent = [
         StalenessEvent.model_validate_json(value)
