@@ -30,10 +30,10 @@ test: deps lint
 demo: deps
 	$(BIN)/runway demo
 
-bench: deps
+bench: stack-up
 	$(BIN)/runway bench
 
-bench-isolation: deps
+bench-isolation: stack-up
 	$(BIN)/runway bench-isolation
 
 stack-up: deps
