@@ -76,6 +76,11 @@ class BatchViewProcessor:
             if part.already_applied(message.topic, message.offset):
                 part.unacked.append(event)
                 return
+            if self._continuity.is_next(part, message):
+                part.unacked.append(event)
+                if self._apply(part, message):
+                    await self._flush()
+                return
             async for record in self._continuity.in_order(part, message):
                 if record is message:  # acked by the flush that makes its rows durable
                     part.unacked.append(event)

@@ -84,8 +84,11 @@ class JoinProcessor:
             if part.already_applied(message.topic, message.offset):
                 part.unacked.append(event)  # already in state: ack with the next checkpoint
                 return
-            async for record in self._continuity.in_order(part, message):
-                events += self._apply(part, record)
+            if self._continuity.is_next(part, message):
+                events += self._apply(part, message)
+            else:
+                async for record in self._continuity.in_order(part, message):
+                    events += self._apply(part, record)
             part.unacked.append(event)
         if self._due():
             await self.checkpoint()
