@@ -252,7 +252,9 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         full buffer, or left behind by a rebalance) while the rest flowed: the group kept its
         lag forever. When no agent has been handed anything for 3 s, every queue is empty, so a
         partition whose end is past our checkpoint marker is stalled: resume it and seek it to
-        the marker (input below the marker is skipped anyway).
+        the marker (input below the marker is skipped anyway). The seek runs in the consumer's
+        own thread (`seek_wait`): a seek from this loop raced aiokafka's fetcher and crashed
+        the worker (KeyError in `fetched_records`) in a demo run.
         """
         received = sum(processor.received for processor, _ in processors)
         idle_ticks[0] = idle_ticks[0] + 1 if received == seen[0] else 0
@@ -265,6 +267,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         if not owned:
             return
         ends = await consumer.highwaters(*owned)
+        stalled: dict[Any, int] = {}
         for processor, names in processors:
             for tp in owned:
                 if tp.topic not in names or tp.partition not in processor.store.partitions:
@@ -277,9 +280,11 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
                         resume_at,
                         ends[tp],
                     )
-                    consumer._buffered_partitions.discard(tp)
-                    consumer.resume_partitions([tp])
-                    await consumer.seek(tp, resume_at)
+                    stalled[tp] = resume_at
+        if stalled:
+            consumer._buffered_partitions.difference_update(stalled)
+            consumer.resume_partitions(list(stalled))
+            await consumer.seek_wait(stalled)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
