@@ -20,6 +20,7 @@ import orjson
 
 from agents.continuity import Continuity
 from agents.ownership import Ownership
+from agents.processor import Processor
 from sinks.batch_view import ParquetWriter
 from streams.telemetry import Telemetry
 from tables import dedup
@@ -36,9 +37,10 @@ class _Buffer:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-class BatchViewProcessor:
+class BatchViewProcessor(Processor):
     def __init__(
         self,
+        *,
         store: CheckpointStore,
         writer: ParquetWriter,
         topic: str,
@@ -50,9 +52,13 @@ class BatchViewProcessor:
         continuity: Continuity,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
-        self.store = store
-        self.ownership = ownership
-        self._continuity = continuity
+        super().__init__(
+            store=store,
+            ownership=ownership,
+            continuity=continuity,
+            on_refused=telemetry.records_refused.labels("not_owned").inc,
+        )
+        self.inputs = (topic,)
         self._writer = writer
         self._topic = topic
         self._max_rows = max_rows
@@ -60,32 +66,9 @@ class BatchViewProcessor:
         self._retention_ms = retention_ms
         self._telemetry = telemetry
         self._now = wall_clock_ms
-        self._lock = asyncio.Lock()
-        self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._buffers: dict[int, _Buffer] = {}
         self._cut_at: dict[int, int] = {}  # partition -> offset an interrupted flush ended at
-
-    async def process(self, event: Any) -> None:
-        message = event.message
-        self.received += 1
-        async with self._lock:
-            if not self.ownership.admits(message.partition):
-                self._telemetry.records_refused.labels("not_owned").inc()
-                return
-            part = self._partition(message.partition)
-            if part.already_applied(message.topic, message.offset):
-                part.unacked.append(event)
-                return
-            if self._continuity.is_next(part, message):
-                part.unacked.append(event)
-                if self._apply(part, message):
-                    await self._flush()
-                return
-            async for record in self._continuity.in_order(part, message):
-                if record is message:  # acked by the flush that makes its rows durable
-                    part.unacked.append(event)
-                if self._apply(part, record):
-                    await self._flush()  # a cut or the row bound may fall inside a hole
+        self.failing = False  # the last Parquet write failed (for /health: degraded)
 
     def _apply(self, part: PartitionState, message: Any) -> bool:
         """Buffer one record's new rows; True when a flush is due right after it."""
@@ -117,10 +100,6 @@ class BatchViewProcessor:
         ):
             await self.flush()
 
-    async def flush(self) -> None:
-        async with self._lock:
-            await self._flush()
-
     async def _flush(self) -> None:
         ready = {
             p
@@ -133,21 +112,18 @@ class BatchViewProcessor:
         try:
             await self.store.checkpoint(lambda: self._write_files(ready), only=ready)
         except OSError as exc:
-            log.warning("batch view: writing Parquet failed (%s); will retry", exc)
+            if not self.failing:
+                log.warning("batch view: writing Parquet failed (%s); will retry", exc)
+            self.failing = True
+            return
+        self.failing = False
+        if ready or not self._buffers:
+            self.checkpointed()
 
-    async def on_assigned(self, partitions: set[int]) -> None:
-        async with self._lock:
-            self.ownership.assigned(partitions)
-
-    async def on_revoked(self, partitions: set[int]) -> None:
-        """Flush, then forget, in one hold of the lock (see agents.ownership)."""
-        async with self._lock:
-            self.ownership.revoked(partitions)
-            await self._flush()
-            self.store.forget(partitions)
-            for partition in partitions:
-                self._buffers.pop(partition, None)
-                self._cut_at.pop(partition, None)
+    def _forget(self, partitions: set[int]) -> None:
+        for partition in partitions:
+            self._buffers.pop(partition, None)
+            self._cut_at.pop(partition, None)
 
     def _partition(self, partition: int) -> PartitionState:
         known = partition in self.store.partitions

@@ -1,7 +1,7 @@
 """The join agent's body: decode, apply the join rules, checkpoint. Thin over `tables.join`.
 
-Events are consumed with acks off and acked by the checkpoint once state, `joined` records and
-dead letters are durable; an exception never acks (FAUST-PITFALLS.md: a raising agent would).
+Records come a fetch at a time from the runtime's feed (`agents.processor`); the group's offsets
+are committed by the checkpoint once state, `joined` records and dead letters are durable.
 """
 
 from __future__ import annotations
@@ -14,19 +14,21 @@ from typing import Any
 
 from agents.continuity import Continuity
 from agents.ownership import Ownership
+from agents.processor import Processor
 from streams import codec
 from streams.telemetry import Telemetry
 from tables import keys
-from tables.checkpoint import CheckpointStore, PartitionState
+from tables.checkpoint import CheckpointStore, PartitionState, Retry, _once
 from tables.join import JoinEffects, JoinRules
 from tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)
 
 
-class JoinProcessor:
+class JoinProcessor(Processor):
     def __init__(
         self,
+        *,
         store: CheckpointStore,
         rules: JoinRules,
         topics: dict[str, str],
@@ -40,20 +42,25 @@ class JoinProcessor:
         telemetry: Telemetry,
         ownership: Ownership,
         continuity: Continuity,
+        retry: Retry[Any] = _once,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         max_events_per_s: float | None = None,
         derive: Callable[[PartitionTransaction, set[str]], None] | None = None,
     ) -> None:
-        self.store = store
-        self.ownership = ownership
-        self._continuity = continuity
+        super().__init__(
+            store=store,
+            ownership=ownership,
+            continuity=continuity,
+            on_refused=telemetry.records_refused.labels("not_owned").inc,
+        )
         self.rules = rules
+        self.inputs = (topics["predictions"], topics["outcomes"])
         self._kind_of = {topics["predictions"]: "predictions", topics["outcomes"]: "outcomes"}
-        self._inputs = (topics["predictions"], topics["outcomes"])
         self._joined_topic = topics["joined"]
         self._dead_letter_topic = topics["dead_letters"]
         self._limits = limits
         self._producer = producer
+        self._retry = retry
         self._interval_ms = checkpoint_interval_ms
         self._max_events = checkpoint_max_events
         self._max_keys = checkpoint_max_keys
@@ -63,40 +70,22 @@ class JoinProcessor:
         self._now = wall_clock_ms
         self._max_rate = max_events_per_s
         self._derive = derive
-        self._lock = asyncio.Lock()
-        self.received = 0  # records handed to this agent (for the fetch watchdog)
         self._outputs: list[tuple[str, bytes, bytes]] = []
         self._joined: list[dict[str, Any]] = []
         self._models: dict[int, set[str]] = {}
         self._pending_events = 0
+        self._fetch_events = 0
         self._last_checkpoint_ms = self._now()
 
-    async def process(self, event: Any) -> None:
-        """Handle one Kafka record of predictions or outcomes."""
-        message = event.message
-        self.received += 1
-        events = 0
-        async with self._lock:
-            if not self.ownership.admits(message.partition):
-                self._telemetry.records_refused.labels("not_owned").inc()
-                return
-            part = self.store.partition(message.partition)
-            if part.already_applied(message.topic, message.offset):
-                part.unacked.append(event)  # already in state: ack with the next checkpoint
-                return
-            if self._continuity.is_next(part, message):
-                events += self._apply(part, message)
-            else:
-                async for record in self._continuity.in_order(part, message):
-                    events += self._apply(part, record)
-            part.unacked.append(event)
+    async def _after_fetch(self) -> None:
+        events, self._fetch_events = self._fetch_events, 0
         if self._due():
             await self.checkpoint()
-        if self._max_rate:
+        if self._max_rate and events:
             await asyncio.sleep(events / self._max_rate)
 
-    def _apply(self, part: PartitionState, message: Any) -> int:
-        """Apply one record (a Faust message or a `RawRecord`); returns its event count."""
+    def _apply(self, part: PartitionState, message: Any) -> bool:
+        """Apply one record (a consumer record or a `RawRecord`); the checkpoint comes later."""
         kind = self._kind_of[message.topic]
         good, bad = codec.decode_record(
             codec.SCHEMAS[kind], message.key, message.value, self._limits
@@ -120,12 +109,13 @@ class JoinProcessor:
         part.mark(message.topic, message.offset)
         part.events += len(good) + len(bad)
         now = self._now()
-        for topic in self._inputs:  # a side never heard from starts its idle clock now
+        for topic in self.inputs:  # a side never heard from starts its idle clock now
             part.last_wall_ms.setdefault(topic, now)
         part.last_wall_ms[message.topic] = now
         self._pending_events += len(good) + len(bad)
+        self._fetch_events += len(good) + len(bad)
         self._telemetry.events(kind, len(good), len(bad))
-        return len(good) + len(bad)
+        return False
 
     async def tick(self) -> None:
         """Timer: wall-clock fallback for idle inputs, then a checkpoint if one is due."""
@@ -149,9 +139,9 @@ class JoinProcessor:
 
     async def checkpoint(self) -> None:
         async with self._lock:
-            await self._checkpoint()
+            await self._flush()
 
-    async def _checkpoint(self) -> None:
+    async def _flush(self) -> None:
         started = time.perf_counter()
         for part in self.store.partitions.values():
             fx = JoinEffects()
@@ -162,6 +152,7 @@ class JoinProcessor:
                 if partition in self.store.partitions:
                     self._derive(self.store.partitions[partition].txn, touched)
         await self.store.checkpoint(self._send_outputs)
+        self.checkpointed()
         self._last_checkpoint_ms = self._now()
         self._pending_events = 0
         models, self._models = self._models, {}
@@ -169,33 +160,21 @@ class JoinProcessor:
             self._on_models_changed(partition, changed)
         self._telemetry.checkpointed(time.perf_counter() - started)
 
-    async def on_assigned(self, partitions: set[int]) -> None:
+    async def _assigned(self, partitions: set[int]) -> None:
         """After recovery: every model of a newly owned partition is rewritten to Redis.
 
         The previous owner may have died between its checkpoint and its speed-view write, and
         no new event need ever arrive for the model: the view is rebuilt from state here.
         """
-        async with self._lock:
-            self.ownership.assigned(partitions)
-            for partition in partitions:
-                part = self.store.partition(partition)
-                models = {
-                    key[len(keys.MODEL) :].decode()
-                    for key, _ in part.txn.scan(keys.MODEL, keys.MODEL_END)
-                }
-                if models:
-                    self._on_models_changed(partition, models)
+        for partition in partitions:
+            part = self.store.partition(partition)
+            models = {
+                key[len(keys.MODEL) :].decode()
+                for key, _ in part.txn.scan(keys.MODEL, keys.MODEL_END)
+            }
+            if models:
+                self._on_models_changed(partition, models)
         log.info("join: owns partitions %s after recovery", sorted(partitions))
-
-    async def on_revoked(self, partitions: set[int]) -> None:
-        """Flush what revoked partitions hold, then forget them: their new owner recovers.
-
-        One hold of the lock: no record can be applied between the flush and the forgetting.
-        """
-        async with self._lock:
-            self.ownership.revoked(partitions)
-            await self._checkpoint()
-            self.store.forget(partitions)
 
     def _watermark(self, sides: dict[str, int]) -> int:
         """The partition's stream time: the least advanced of its two inputs.
@@ -204,7 +183,7 @@ class JoinProcessor:
         (and an early outcome once the predictions have), so under a backlog where one topic
         is consumed far ahead of the other, nothing expires that could still be joined.
         """
-        return min(sides.get(topic, 0) for topic in self._inputs)
+        return min(sides.get(topic, 0) for topic in self.inputs)
 
     def _due(self) -> bool:
         return (
@@ -221,14 +200,24 @@ class JoinProcessor:
             self._telemetry.joined(len(fx.joined))
 
     async def _send_outputs(self) -> None:
-        outputs, self._outputs = self._outputs, []
-        joined, self._joined = self._joined, []
+        """Send the `joined` records and dead letters; emptied only once all are acknowledged.
+
+        A send that fails for good leaves them here (and the checkpoint undone): the worker
+        stops and its replacement replays the input, so a pair is never marked joined without
+        its record on `joined`. A retried send may put a record on `joined` twice; its readers
+        keep each pair once (by prediction_id).
+        """
+        outputs = list(self._outputs)
         for key, value in codec.encode_batches(
-            joined, self._limits.max_events, lambda e: e["model_id"]
+            self._joined, self._limits.max_events, lambda e: e["model_id"]
         ):
             outputs.append((self._joined_topic, key, value))
-        if not outputs:
-            return
+        if outputs:
+            await self._retry(lambda: self._send_all(outputs), "outputs")
+        self._outputs.clear()
+        self._joined.clear()
+
+    async def _send_all(self, outputs: list[tuple[str, bytes, bytes]]) -> None:
         producer = self._producer()
         futures = [await producer.send(topic, value, key=key) for topic, key, value in outputs]
         await asyncio.gather(*futures)

@@ -23,6 +23,10 @@ class Ownership:
         """The full set of partitions of the completed rebalance."""
         self._owned = set(partitions)
 
+    @property
+    def owned(self) -> frozenset[int]:
+        return frozenset(self._owned)
+
     def revoked(self, partitions: Iterable[int]) -> None:
         self._owned.difference_update(partitions)
 

@@ -12,14 +12,22 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tables.windows import HOUR_MS, Window, parse_windows  # pure: imports nothing of the project
+
 DAY_MS = 24 * 3600 * 1000
+AGENTS = ("join", "speed_view", "batch_view", "staleness")
+NEED_JOIN = ("speed_view", "staleness")  # they read the join's state table in the same worker
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RUNWAY_", extra="ignore", frozen=True)
+    # hide_input_in_errors: an error would otherwise print every setting, secrets included;
+    # the messages below name the offending values themselves.
+    model_config = SettingsConfigDict(
+        env_prefix="RUNWAY_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # -- deployment profile -------------------------------------------------------------------
     profile: Literal["dev", "production"] = Field(
@@ -86,7 +94,20 @@ class Settings(BaseSettings):
     )
     agents: str = Field(
         "join,speed_view,batch_view,staleness",
-        description="Comma list of agents this worker runs.",
+        description="Comma list of agents this worker runs: join, speed_view, batch_view, "
+        "staleness; speed_view and staleness need join in the same list.",
+    )
+    health_stall_s: float = Field(
+        60.0,
+        gt=0,
+        description="/health answers 503 when owned partitions have records waiting and nothing "
+        "progressed this long.",
+    )
+    health_max_checkpoint_age_s: float = Field(
+        120.0,
+        gt=0,
+        description="/health answers 503 when records are held unacknowledged and the last "
+        "checkpoint is older than this.",
     )
 
     # -- the join -------------------------------------------------------------------------------
@@ -111,12 +132,22 @@ class Settings(BaseSettings):
     checkpoint_max_keys: int = Field(
         20_000, description="...or when one partition has this many changed keys."
     )
+    checkpoint_retry_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Retriable Kafka errors in a checkpoint are retried with backoff this long; "
+        "then the worker stops with one clear error.",
+    )
     wall_clock_expiry_after_ms: int | None = Field(
         None, description="Idle partition falls back to wall clock after this; unset = label TTL."
     )
 
     # -- speed view -----------------------------------------------------------------------------
-    windows: str = Field("1h,24h,7d", description="Sliding windows of the speed view.")
+    windows: str = Field(
+        "1h,24h,7d",
+        description="Sliding windows of the speed view; the longest (over 6h) also sets how long "
+        "the join keeps 1-hour buckets and so the staleness reference lookback.",
+    )
     speed_view_interval_ms: int = Field(
         1000, description="At most one Redis write per model per this interval."
     )
@@ -133,7 +164,9 @@ class Settings(BaseSettings):
         "1h,24h", description="Recent windows judged (each must be in RUNWAY_WINDOWS)."
     )
     staleness_reference_window_ms: int = Field(
-        DAY_MS, description="Reference window: this long from a version's first prediction."
+        DAY_MS,
+        description="Reference window: this long from a version's first prediction; with the "
+        "settle time at most the longest of RUNWAY_WINDOWS.",
     )
     staleness_reference_settle_ms: int = Field(
         DAY_MS, description="The reference takes late labels this long after its end, then freezes."
@@ -326,6 +359,36 @@ class Settings(BaseSettings):
         None, description="Test-only cap on one worker's input rate (autoscaler tests)."
     )
 
+    # -- the settings as a whole ----------------------------------------------------------------
+    @model_validator(mode="after")
+    def _check_combinations(self) -> Settings:
+        """Every wrong combination at once, as one error naming the settings involved."""
+        problems = _agent_problems(self.agents)
+        try:
+            windows = parse_windows(self.windows)
+        except ValueError as exc:
+            problems.append(f"RUNWAY_WINDOWS={self.windows!r}: {exc}.")
+            windows = []
+        try:
+            judged = parse_windows(self.staleness_windows)
+        except ValueError as exc:
+            problems.append(f"RUNWAY_STALENESS_WINDOWS={self.staleness_windows!r}: {exc}.")
+            judged = []
+        if windows:
+            problems += _staleness_window_problems(self, windows, judged)
+        if problems:
+            raise ValueError("invalid settings:\n- " + "\n- ".join(problems))
+        return self
+
+    @property
+    def staleness_reference_lookback_ms(self) -> int:
+        """How far back the scorer looks for a version's first prediction (the reference's start).
+
+        Derived, not set: the longest window of `RUNWAY_WINDOWS`, which is how long the join keeps
+        its 1-hour buckets (`tables.windows.bucket_retention`); older buckets are gone anyway.
+        """
+        return _longest(parse_windows(self.windows)).length_ms
+
     @property
     def effective_replication_factor(self) -> int:
         if self.replication_factor is not None:
@@ -349,6 +412,67 @@ class Settings(BaseSettings):
 
     def label_ttl_for(self, model_id: str) -> int:
         return self.label_ttl_overrides_ms.get(model_id, self.label_ttl_ms)
+
+
+def _longest(windows: list[Window]) -> Window:
+    return max(windows, key=lambda w: w.length_ms)
+
+
+def _agent_problems(spec: str) -> list[str]:
+    names = [name.strip() for name in spec.split(",") if name.strip()]  # as streams.worker reads it
+    known = ", ".join(AGENTS)
+    if not names:
+        return [f"RUNWAY_AGENTS={spec!r} names no agent; allowed: {known}."]
+    problems = []
+    unknown = [name for name in names if name not in AGENTS]
+    if unknown:
+        problems.append(
+            f"RUNWAY_AGENTS={spec!r}: unknown agent(s) {', '.join(unknown)}; allowed: {known}."
+        )
+    orphans = [name for name in NEED_JOIN if name in names and "join" not in names]
+    if orphans:
+        problems.append(
+            f"RUNWAY_AGENTS={spec!r}: {' and '.join(orphans)} "
+            f"{'reads' if len(orphans) == 1 else 'read'} the join's state in the same worker, "
+            f"so join must be in the same list (e.g. join,{','.join(orphans)})."
+        )
+    return problems
+
+
+def _staleness_window_problems(
+    settings: Settings, windows: list[Window], judged: list[Window]
+) -> list[str]:
+    """The staleness windows and the reference read the join's buckets: they must be kept."""
+    problems = []
+    lengths = {w.length_ms for w in windows}
+    missing = [w.name for w in judged if w.length_ms not in lengths]
+    if missing:
+        problems.append(
+            f"RUNWAY_STALENESS_WINDOWS={settings.staleness_windows!r}: {', '.join(missing)} not "
+            f"among RUNWAY_WINDOWS={settings.windows!r}; each staleness window must be one of "
+            "those (the scorer reads the buckets the join keeps for them)."
+        )
+    longest = _longest(windows)
+    if longest.gran != "h":
+        problems.append(
+            f"RUNWAY_WINDOWS={settings.windows!r}: the longest window ({longest.name}) must be "
+            "longer than 6h: the staleness reference is read from 1-hour buckets, which the join "
+            "keeps only for such windows."
+        )
+        return problems
+    hours = -(-settings.staleness_reference_window_ms // HOUR_MS)  # the reference is whole hours
+    needed = hours * HOUR_MS + settings.staleness_reference_settle_ms
+    if needed > longest.length_ms:
+        problems.append(
+            f"RUNWAY_STALENESS_REFERENCE_WINDOW_MS={settings.staleness_reference_window_ms} "
+            f"(rounded up to {hours}h) + RUNWAY_STALENESS_REFERENCE_SETTLE_MS="
+            f"{settings.staleness_reference_settle_ms} = {needed} ms exceeds the longest of "
+            f"RUNWAY_WINDOWS={settings.windows!r} ({longest.name} = {longest.length_ms} ms): "
+            "the reference is re-read from the join's 1-hour buckets until it freezes, and the "
+            "join keeps them only that long. Shorten the reference or the settle time, or add "
+            "a longer window."
+        )
+    return problems
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -115,6 +115,11 @@ class SpeedView:
             self._dirty[model_id] = partition
             self._known[model_id] = partition
 
+    @property
+    def failing(self) -> bool:
+        """The last write to Redis failed (for /health: degraded)."""
+        return self._failing
+
     async def flush(self, force: bool = False) -> int:
         now = self._now()
         due = [

@@ -67,6 +67,12 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.watchdog_seeks = Counter(
+            "runway_watchdog_seeks",
+            "Input partitions the progress watchdog found stalled and sought back to the marker",
+            registry=self.registry,
+        )
+
     def events(self, kind: str, good: int, bad: int) -> None:
         if good:
             self._events.labels(kind, "ok").inc(good)

@@ -10,9 +10,14 @@ import time
 from typing import Any
 
 import faust
-from faust.types import TP
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from agents.batch_view import BatchViewProcessor
 from agents.continuity import Continuity
@@ -26,8 +31,11 @@ from staleness.config import from_settings as staleness_config
 from staleness.scorer import references_to_store
 from streams import codec
 from streams.app import CHANGELOG_BATCH_BYTES
-from streams.backfill import read_range
+from streams.feed import Feed
+from streams.health import degraded_reasons, judge
+from streams.runtime import Runtime, is_retriable
 from streams.telemetry import Telemetry
+from streams.watchdog import Watchdog
 from tables.checkpoint import CheckpointStore
 from tables.join import JoinConfig, JoinRules
 from tables.transaction import PartitionTransaction
@@ -49,59 +57,60 @@ def _state_table(app: faust.App, name: str, settings: Settings) -> Any:
     )
 
 
-def _raw_topic(app: faust.App, *names: str) -> Any:
-    return app.topic(
-        *names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+def _kafka_retry(settings: Settings) -> Any:
+    """Retriable Kafka errors are retried with backoff until the checkpoint's deadline.
+
+    tenacity rather than a hand-written loop; the deadline (default 600 s) lets brokers be away
+    for minutes without a restart, then the error escapes and the worker stops.
+    """
+
+    async def retry(step: Any, what: str) -> Any:
+        def warn(state: Any) -> None:
+            log.warning(
+                "checkpoint %s: %s; retrying (attempt %d)",
+                what,
+                state.outcome.exception() if state.outcome else "?",
+                state.attempt_number,
+            )
+
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(is_retriable),
+            stop=stop_after_delay(settings.checkpoint_retry_timeout_s),
+            wait=wait_exponential(multiplier=0.1, max=5.0),
+            before_sleep=warn,
+            reraise=True,
+        ):
+            with attempt:
+                return await step()
+
+    return retry
 
 
-def _producer(app: faust.App) -> Any:
-    return app.producer._producer  # type: ignore[attr-defined]  # aiokafka's, under Faust's
-
-
-def _checkpoint_store(app: faust.App, table: Any) -> CheckpointStore:
+def _checkpoint_store(runtime: Runtime, table: Any, settings: Settings) -> CheckpointStore:
     return CheckpointStore(
-        table.changelog_topic.get_topic_name(),
-        table.data._db_for_partition,
-        lambda: _producer(app),
-        _unbound_ack,
-        _committer(app),
+        changelog_topic=runtime.changelog_topic(table),
+        db_for=runtime.db_for(table),
+        producer=runtime.producer,
+        commit=runtime.commit,
+        retry=_kafka_retry(settings),
     )
 
 
-def _committer(app: faust.App) -> Any:
-    async def commit(offsets: dict[tuple[str, int], int]) -> None:
-        if offsets:
-            tps = {TP(t, p): o for (t, p), o in offsets.items()}
-            await app.consumer._commit(tps)  # type: ignore[attr-defined]
-
-    return commit
-
-
-def _continuity(app: faust.App, settings: Settings, telemetry: Telemetry) -> Continuity:
-    async def earliest(topic: str, partition: int) -> int:
-        tp = TP(topic, partition)
-        return int((await app.consumer.earliest_offsets(tp)).get(tp) or 0)
-
-    def read(topic: str, partition: int, start: int, end: int) -> Any:
-        return read_range(settings.kafka_bootstrap, topic, partition, start, end)
-
-    return Continuity(read, earliest, telemetry.records_filled.inc)
-
-
-def _ownership(app: faust.App) -> Ownership:
-    return Ownership(lambda: bool(app.rebalancing))
+def _continuity(runtime: Runtime, telemetry: Telemetry) -> Continuity:
+    return Continuity(runtime.read_range, runtime.earliest, telemetry.records_filled.inc)
 
 
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     telemetry = Telemetry()
+    runtime = Runtime(app, settings.kafka_bootstrap)
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
     windows = parse_windows(settings.windows)
     topics = settings.topic_names
-    processors: list[Any] = []  # (processor, its input topics): rebalances and the watchdog
+    processors: list[Any] = []  # (processor, its feed): rebalances, the watchdog, /health
+    feed_records = max(settings.stream_buffer_maxsize, 1_000)
 
     join_table = _state_table(app, "join", settings)
-    join_store = _checkpoint_store(app, join_table)
+    join_store = _checkpoint_store(runtime, join_table, settings)
 
     redis = Redis.from_url(
         settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=5
@@ -128,7 +137,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     if "staleness" in enabled:
 
         async def send_staleness(key: str, value: bytes) -> None:
-            await (await _producer(app).send(topics["staleness"], value, key=key.encode()))
+            await (await runtime.producer().send(topics["staleness"], value, key=key.encode()))
 
         staleness = StalenessEmitter(
             reader_for,
@@ -162,35 +171,28 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             )
         )
         join = JoinProcessor(
-            join_store,
-            rules,
-            topics,
-            codec.Limits(settings.max_batch_events, settings.max_message_bytes),
-            lambda: _producer(app),
-            settings.checkpoint_interval_ms,
-            settings.checkpoint_max_events,
-            settings.checkpoint_max_keys,
-            settings.wall_clock_expiry_after_ms or settings.label_ttl_ms,
-            models_changed,
-            telemetry,
-            _ownership(app),
-            _continuity(app, settings, telemetry),
+            store=join_store,
+            rules=rules,
+            topics=topics,
+            limits=codec.Limits(settings.max_batch_events, settings.max_message_bytes),
+            producer=runtime.producer,
+            checkpoint_interval_ms=settings.checkpoint_interval_ms,
+            checkpoint_max_events=settings.checkpoint_max_events,
+            checkpoint_max_keys=settings.checkpoint_max_keys,
+            idle_wall_clock_after_ms=settings.wall_clock_expiry_after_ms or settings.label_ttl_ms,
+            on_models_changed=models_changed,
+            telemetry=telemetry,
+            ownership=Ownership(runtime.rebalancing),
+            continuity=_continuity(runtime, telemetry),
+            retry=_kafka_retry(settings),
             max_events_per_s=settings.max_events_per_s,
             derive=store_references if staleness is not None else None,
         )
-
-        @app.agent(_raw_topic(app, topics["predictions"], topics["outcomes"]), name="join")
-        async def join_agent(stream: faust.StreamT) -> None:
-            manual = stream.noack()  # type: ignore[attr-defined]
-            join_store.ack = manual.ack  # type: ignore[method-assign]
-            async for event in manual.events():
-                await join.process(event)
+        processors.append((join, runtime.feed(join.inputs, feed_records)))
 
         @app.timer(interval=min(settings.checkpoint_interval_ms / 1000, 1.0) / 2)
         async def join_tick() -> None:
             await join.tick()
-
-        processors.append((join, {topics["predictions"], topics["outcomes"]}))
 
     if speed_view is not None:
         view = speed_view
@@ -200,15 +202,15 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             await view.flush()
 
     if staleness is not None:
-        judge = staleness
+        judge_models = staleness
 
         @app.timer(interval=1.0)
         async def staleness_tick() -> None:
-            await judge.flush()
+            await judge_models.flush()
 
+    batch_view: BatchViewProcessor | None = None
     if "batch_view" in enabled:
         seen_table = _state_table(app, "batch_view", settings)
-        seen_store = _checkpoint_store(app, seen_table)
         filesystem, root = open_filesystem(
             settings.batch_view_uri,
             settings.s3_endpoint_url,
@@ -217,98 +219,93 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             settings.s3_region,
         )
         batch_view = BatchViewProcessor(
-            seen_store,
-            ParquetWriter(filesystem, root),
-            topics["joined"],
-            settings.batch_view_max_rows,
-            int(settings.batch_view_max_age_s * 1000),
-            settings.label_ttl_ms + settings.done_retention_ms,
-            telemetry,
-            _ownership(app),
-            _continuity(app, settings, telemetry),
+            store=_checkpoint_store(runtime, seen_table, settings),
+            writer=ParquetWriter(filesystem, root),
+            topic=topics["joined"],
+            max_rows=settings.batch_view_max_rows,
+            max_age_ms=int(settings.batch_view_max_age_s * 1000),
+            retention_ms=settings.label_ttl_ms + settings.done_retention_ms,
+            telemetry=telemetry,
+            ownership=Ownership(runtime.rebalancing),
+            continuity=_continuity(runtime, telemetry),
         )
-
-        @app.agent(_raw_topic(app, topics["joined"]), name="batch_view")
-        async def batch_view_agent(stream: faust.StreamT) -> None:
-            manual = stream.noack()  # type: ignore[attr-defined]
-            seen_store.ack = manual.ack  # type: ignore[method-assign]
-            async for event in manual.events():
-                await batch_view.process(event)
+        processors.append((batch_view, runtime.feed(batch_view.inputs, feed_records)))
+        writer = batch_view
 
         @app.timer(interval=0.5)
         async def batch_view_tick() -> None:
-            await batch_view.tick()
+            await writer.tick()
 
-        processors.append((batch_view, {topics["joined"]}))
+    for processor, feed in processors:
+        _run(app, runtime, processor, feed)
 
-    idle_ticks = [0]
-    seen = [-1]
+    feeds = [feed for _, feed in processors]
+    watchdog = Watchdog(
+        runtime=runtime,
+        processors=[processor for processor, _ in processors],
+        delivered=lambda: sum(feed.delivered for feed in feeds),
+        waiting=lambda tp: sum(feed.waiting(tp) for feed in feeds),
+        on_seek=telemetry.watchdog_seeks.inc,
+    )
 
     @app.timer(interval=1.0)
     async def progress_watchdog() -> None:
-        """Re-seek owned input partitions that have records but stopped arriving.
+        await watchdog.tick()
 
-        After SIGKILL storms we saw Faust stop fetching one partition for good (paused for a
-        full buffer, or left behind by a rebalance) while the rest flowed: the group kept its
-        lag forever. When no agent has been handed anything for 3 s, every queue is empty, so a
-        partition whose end is past our checkpoint marker is stalled: resume it and seek it to
-        the marker (input below the marker is skipped anyway). The seek runs in the consumer's
-        own thread (`seek_wait`): a seek from this loop raced aiokafka's fetcher and crashed
-        the worker (KeyError in `fetched_records`) in a demo run.
-        """
-        received = sum(processor.received for processor, _ in processors)
-        idle_ticks[0] = idle_ticks[0] + 1 if received == seen[0] else 0
-        seen[0] = received
-        consumer: Any = app.consumer
-        if idle_ticks[0] < 3 or app.rebalancing or not consumer.flow_active:
-            return
-        idle_ticks[0] = 0
-        owned = [tp for tp in consumer.assignment() if any(tp.topic in n for _, n in processors)]
-        if not owned:
-            return
-        ends = await consumer.highwaters(*owned)
-        stalled: dict[Any, int] = {}
-        for processor, names in processors:
-            for tp in owned:
-                if tp.topic not in names or tp.partition not in processor.store.partitions:
-                    continue
-                resume_at = processor.store.partitions[tp.partition].applied.get(tp.topic, -1) + 1
-                if ends.get(tp, 0) > resume_at:
-                    log.warning(
-                        "progress watchdog: %s stalled at %s of %s; seeking",
-                        tp,
-                        resume_at,
-                        ends[tp],
-                    )
-                    stalled[tp] = resume_at
-        if stalled:
-            consumer._buffered_partitions.difference_update(stalled)
-            consumer.resume_partitions(list(stalled))
-            await consumer.seek_wait(stalled)
+    async def assigned(assignment: set[tuple[str, int]]) -> None:
+        """After recovery, before the streams resume: each processor learns what it owns,
+        and the group's offsets are set to the state's markers, where Faust then seeks."""
+        for processor, feed in processors:
+            owned = {p for t, p in assignment if t in feed.topics}
+            await processor.on_assigned(owned)
+            runtime.forget((t, p) for t, p in assignment if t in feed.topics)
+            await runtime.commit(processor.resume_offsets())
 
-    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
-    async def on_rebalance_complete(sender: Any, **kwargs: Any) -> None:
-        """After recovery, before streams resume: each processor learns what it owns."""
-        assignment = app.consumer.assignment()
-        for processor, names in processors:
-            await processor.on_assigned({tp.partition for tp in assignment if tp.topic in names})
+    async def revoked(tps: set[tuple[str, int]]) -> None:
+        for processor, feed in processors:
+            mine = {(t, p) for t, p in tps if t in feed.topics}
+            await processor.on_revoked({p for _, p in mine})
+            runtime.forget(mine)
 
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    async def on_revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
-        for processor, names in processors:
-            await processor.on_revoked({tp.partition for tp in revoked if tp.topic in names})
+    runtime.on_assigned(assigned)
+    runtime.on_revoked(revoked)
 
     started = time.time()
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
+        owned = runtime.assignment()
+        ends = {tp: runtime.highwater(*tp) for tp in owned}
+        resume: dict[tuple[str, int], int] = {}
+        for processor, _ in processors:
+            resume.update(processor.resume_offsets())
+        waiting = any(len(feed) for feed in feeds) or any(
+            (ends.get(tp) or 0) > at for tp, at in resume.items()
+        )
+        verdict = judge(
+            now=time.monotonic(),
+            recovering=runtime.recovering(),
+            processors=[processor for processor, _ in processors],
+            waiting=waiting,
+            stall_s=settings.health_stall_s,
+            max_checkpoint_age_s=settings.health_max_checkpoint_age_s,
+            degraded=degraded_reasons(
+                [
+                    ("redis", lambda: speed_view is not None and speed_view.failing),
+                    ("s3", lambda: batch_view is not None and batch_view.failing),
+                ]
+            ),
+        )
         return web.json(
             {
-                "status": "ok",
+                "status": verdict.status,
+                "reasons": list(verdict.reasons),
                 "uptime_s": round(time.time() - started, 1),
                 "agents": sorted(enabled),
                 "join_partitions": sorted(join_store.partitions),
-            }
+                "watchdog_seeks": watchdog.seeks,
+            },
+            status=verdict.http_status,
         )
 
     @app.page("/metrics")
@@ -320,5 +317,9 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     return telemetry
 
 
-async def _unbound_ack(event: Any) -> None:
-    raise RuntimeError("CheckpointStore.ack is bound by its agent when the stream starts")
+def _run(app: faust.App, runtime: Runtime, processor: Any, feed: Feed) -> None:
+    """The processor's loop over its feed, as one of the app's tasks."""
+
+    @app.task
+    async def run() -> None:
+        await processor.run(feed, runtime.fatal)

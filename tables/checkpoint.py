@@ -6,18 +6,19 @@ stream time). Kafka appends a record batch atomically, so a worker killed at any
 the changelog at a checkpoint boundary: recovery (Faust's own, unchanged) restores state and
 marker together, and input below the marker's offsets is skipped on replay. Only after the batch
 is acknowledged is the local RocksDB written (one WriteBatch, with Faust's persisted changelog
-offset) and are the input events acked, so Faust commits offsets behind durable state.
+offset) and are the group's offsets committed, from the marker.
 
 Faust's per-key Table API costs ~90 us a write; this path costs one dict update per event and one
-changelog record per changed key per checkpoint (see FAUST-PITFALLS.md).
+changelog record per changed key per checkpoint (docs/faust.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from rocksdict import WriteBatch
@@ -26,6 +27,8 @@ from tables import keys
 from tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FAUST_OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 
@@ -43,38 +46,52 @@ class PartitionState:
     applied: dict[str, int]
     stream_time: int
     sides: dict[str, int] = field(default_factory=dict)  # input topic -> highest event time
-    unacked: list[Any] = field(default_factory=list)  # faust events to ack once durable
     last_wall_ms: dict[str, int] = field(default_factory=dict)  # input topic -> last arrival
-    events: int = 0
+    events: int = 0  # events applied since the last checkpoint
+    moved: bool = False  # the marker moved since the last checkpoint
 
     def already_applied(self, topic: str, offset: int) -> bool:
         return offset <= self.applied.get(topic, -1)
 
     def mark(self, topic: str, offset: int) -> None:
         self.applied[topic] = offset
+        self.moved = True
+
+    @property
+    def dirty(self) -> bool:
+        return self.moved or self.events > 0 or self.txn.change_count() > 0
+
+
+Retry = Callable[[Callable[[], Awaitable[T]], str], Awaitable[T]]
+
+
+async def _once(step: Callable[[], Awaitable[T]], what: str) -> T:
+    return await step()
 
 
 class CheckpointStore:
     """The partitions of one state table owned by this worker, and their checkpoints.
 
     `db_for(partition)` returns the table's rocksdict DB for a partition; `producer()` the
-    started aiokafka producer; `ack(event)` acks a Faust event (bound by the agent to its
-    manual-ack stream); `commit({(topic, partition): offset})` commits the consumer group.
+    started aiokafka producer; `commit({(topic, partition): offset})` commits the consumer
+    group (False when the group rebalanced meanwhile); `retry(step, what)` runs a step again
+    on retriable Kafka errors until its deadline (the runtime's policy), then raises.
     """
 
     def __init__(
         self,
+        *,
         changelog_topic: str,
         db_for: Callable[[int], Any],
         producer: Callable[[], Any],
-        ack: Callable[[Any], Awaitable[Any]],
         commit: Callable[[dict[tuple[str, int], int]], Awaitable[Any]],
+        retry: Retry[Any] = _once,
     ) -> None:
         self.changelog_topic = changelog_topic
         self._db_for = db_for
         self._producer = producer
-        self.ack = ack
         self._commit = commit
+        self._retry = retry
         self.partitions: dict[int, PartitionState] = {}
 
     def partition(self, partition: int) -> PartitionState:
@@ -107,26 +124,31 @@ class CheckpointStore:
         before_durable: Callable[[], Awaitable[None]] | None = None,
         only: set[int] | None = None,
     ) -> int:
-        """Flush every partition with changes or unacked events. Returns events acked.
+        """Make every partition with applied records durable, in four steps; returns events.
 
-        The caller holds the lock that input processing holds: the transactions must not change
-        while their changes are in flight.
+        1. `before_durable`: side effects that are the only copy of something (the `joined`
+           records, dead letters, Parquet files) are made durable first, and their buffers
+           emptied only once acknowledged.
+        2. Per partition, ONE record batch to the changelog: every changed key, then the marker
+           (input offsets applied, stream time). Kafka appends a batch atomically.
+        3. Once acknowledged: the local RocksDB in one WriteBatch, with Faust's persisted
+           changelog offset, and the transaction reset.
+        4. The group's offsets, from the markers.
 
-        `only` limits it to some partitions. `before_durable` runs first: side effects that
-        are the only copy of something (output topics, Parquet files) must be durable before
-        the state says they happened.
+        Each Kafka step is retried (`retry`) on retriable errors; a step that fails for good
+        raises, the worker stops, and nothing of this checkpoint is taken as done: a crash
+        after step 2 leaves a changelog that recovery restores, marker and state together;
+        after step 3, offsets the next owner re-commits from the marker. The caller holds the
+        lock that input processing holds: the transactions must not change meanwhile.
         """
         dirty = [
-            p
-            for p in self.partitions.values()
-            if (p.unacked or p.txn.change_count()) and (only is None or p.partition in only)
+            p for p in self.partitions.values() if p.dirty and (only is None or p.partition in only)
         ]
         if not dirty:
             return 0
         if before_durable is not None:
             await before_durable()
-        producer = self._producer()
-        sends = []
+        staged = []
         for part in dirty:
             marker = {"applied": part.applied, "st": part.stream_time, "sides": part.sides}
             part.txn.set(keys.MARKER, marker)
@@ -134,39 +156,47 @@ class CheckpointStore:
                 (key, None if value is None else orjson.dumps(value))
                 for key, value in part.txn.changes()
             ]
-            batch = producer.create_batch()
-            for key, encoded in changes:
-                if batch.append(key=key, value=encoded, timestamp=None) is None:
-                    raise ChangelogTooLarge(
-                        f"{len(changes)} changes of partition {part.partition} exceed one "
-                        "record batch; lower RUNWAY_CHECKPOINT_MAX_EVENTS"
-                    )
-            future = await producer.send_batch(
-                batch, self.changelog_topic, partition=part.partition
-            )
-            sends.append((part, changes, future))
+            staged.append((part, changes))
+        offsets_written = await asyncio.gather(
+            *(self._send_retrying(part, changes) for part, changes in staged)
+        )
         acked = 0
         offsets: dict[tuple[str, int], int] = {}
-        for part, changes, future in sends:
-            metadata = await future
+        for (part, changes), last_offset in zip(staged, offsets_written, strict=True):
             write = WriteBatch(raw_mode=True)
             for key, value in changes:
                 if value is None:
                     write.delete(key)
                 else:
                     write.put(key, value)
-            write.put(FAUST_OFFSET_KEY, str(metadata.offset + len(changes) - 1).encode())
+            write.put(FAUST_OFFSET_KEY, str(last_offset).encode())
             part.db.write(write)
             part.txn.reset()
-            events, part.unacked = part.unacked, []
-            for event in events:
-                await self.ack(event)
             acked += part.events
             part.events = 0
+            part.moved = False
             for topic, offset in part.applied.items():
                 offsets[(topic, part.partition)] = offset + 1
         # The marker is the truth of what the state holds, so the group's offsets are committed
-        # from it directly: Faust's own commits (from acks) stall for good if one offset is
-        # never acked, which we saw after SIGKILL storms; acks still release Faust's buffers.
-        await self._commit(offsets)
+        # from it directly (never through Faust's acks).
+        await self._retry(lambda: self._commit(offsets), "commit")
         return acked
+
+    async def _send_retrying(
+        self, part: PartitionState, changes: list[tuple[bytes, bytes | None]]
+    ) -> int:
+        return int(await self._retry(lambda: self._send(part, changes), "changelog"))
+
+    async def _send(self, part: PartitionState, changes: list[tuple[bytes, bytes | None]]) -> int:
+        """Append one partition's changes as one record batch; the offset of its last record."""
+        producer = self._producer()
+        batch = producer.create_batch()
+        for key, encoded in changes:
+            if batch.append(key=key, value=encoded, timestamp=None) is None:
+                raise ChangelogTooLarge(
+                    f"{len(changes)} changes of partition {part.partition} exceed one "
+                    "record batch; lower RUNWAY_CHECKPOINT_MAX_EVENTS"
+                )
+        future = await producer.send_batch(batch, self.changelog_topic, partition=part.partition)
+        metadata = await future
+        return int(metadata.offset) + len(changes) - 1

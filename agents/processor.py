@@ -1,0 +1,161 @@
+"""The base of the join and the batch view: the bookkeeping every stateful processor needs.
+
+A processor is handed a fetch of one input partition (`process`) and applies its records in
+offset order under one lock: records of partitions it does not own right now are refused, records
+the state already holds (at or below the marker) are skipped, and a record that is not next in
+line has the ones before it read first (`agents.continuity`). Revocation flushes, then forgets,
+in one hold of the lock. A subclass says how to apply one record (`_apply`) and how to make what
+it applied durable (`_flush`), nothing else.
+
+`run` is the processor's loop over its feed. An exception escaping it (a checkpoint that could
+not complete within its retry deadline, a non-retriable Kafka error) stops the worker through
+`fatal`: the state on disk and in the changelog is at a checkpoint boundary, so the replacement
+recovers it and replays from the marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from agents.continuity import Continuity
+from agents.ownership import Ownership
+from tables.checkpoint import CheckpointStore, PartitionState
+
+log = logging.getLogger(__name__)
+
+
+class Fetch(Protocol):
+    @property
+    def tp(self) -> tuple[str, int]: ...
+
+    @property
+    def records(self) -> Sequence[Any]: ...
+
+
+class Source(Protocol):
+    async def get(self) -> Fetch: ...
+
+
+class Processor:
+    def __init__(
+        self,
+        *,
+        store: CheckpointStore,
+        ownership: Ownership,
+        continuity: Continuity,
+        on_refused: Callable[[int], object] = lambda n: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inputs: tuple[str, ...] = ()  # the input topics (set by the subclass)
+        self.store = store
+        self.ownership = ownership
+        self._continuity = continuity
+        self._on_refused = on_refused
+        self._monotonic = monotonic
+        self._lock = asyncio.Lock()
+        self.received = 0  # records handed to this processor (watchdog, /health)
+        self.applied = 0  # records applied (not skipped, not refused)
+        self.progressed_at = monotonic()  # last record applied or checkpoint completed
+        self.checkpointed_at = monotonic()
+        self.dirty_since: float | None = None  # oldest record applied and not yet durable
+
+    async def run(self, feed: Source, fatal: Callable[[str], object]) -> None:
+        """Apply every fetch of `feed`, for as long as the worker runs."""
+        while True:
+            fetch = await feed.get()
+            topic, partition = fetch.tp
+            try:
+                await self.process(topic, partition, fetch.records)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("%s failed on %s[%s]", type(self).__name__, topic, partition)
+                fatal(f"{type(self).__name__}: {type(exc).__name__}: {exc}")
+                raise
+
+    async def process(self, topic: str, partition: int, records: Sequence[Any]) -> None:
+        """Apply records of one partition (a fetch of it), in offset order."""
+        self.received += len(records)
+        async with self._lock:
+            if not self.ownership.admits(partition):
+                self._on_refused(len(records))
+                return
+            part = self._partition(partition)
+            for record in records:
+                if part.already_applied(topic, record.offset):
+                    continue
+                if self._continuity.is_next(part, record):
+                    await self._apply_one(part, record)
+                else:
+                    async for filled in self._continuity.in_order(part, record):
+                        await self._apply_one(part, filled)
+        await self._after_fetch()
+
+    async def _apply_one(self, part: PartitionState, record: Any) -> None:
+        flush_now = self._apply(part, record)
+        self.applied += 1
+        self.progressed_at = self._monotonic()
+        if self.dirty_since is None:
+            self.dirty_since = self.progressed_at
+        if flush_now:
+            await self._flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            await self._flush()
+
+    def checkpointed(self) -> None:
+        """Subclasses call it once a flush made everything applied durable."""
+        self.checkpointed_at = self.progressed_at = self._monotonic()
+        if not any(p.dirty for p in self.store.partitions.values()):
+            self.dirty_since = None
+
+    async def on_assigned(self, partitions: set[int]) -> None:
+        async with self._lock:
+            self.ownership.assigned(partitions)
+            await self._assigned(partitions)
+
+    async def on_revoked(self, partitions: set[int]) -> None:
+        """Flush what revoked partitions hold, then forget them: their new owner recovers.
+
+        One hold of the lock: no record can be applied between the flush and the forgetting.
+        """
+        async with self._lock:
+            self.ownership.revoked(partitions)
+            await self._flush()
+            self.store.forget(partitions)
+            self._forget(partitions)
+
+    def resume_offsets(self) -> dict[tuple[str, int], int]:
+        """The next offset to apply of each owned input partition, by the state's marker."""
+        offsets = {}
+        for partition in self.ownership.owned:
+            applied = self._partition(partition).applied
+            for topic in self.inputs:
+                offsets[(topic, partition)] = applied.get(topic, -1) + 1
+        return offsets
+
+    # -- what a subclass provides ----------------------------------------------------------
+    def _partition(self, partition: int) -> PartitionState:
+        return self.store.partition(partition)
+
+    def _apply(self, part: PartitionState, record: Any) -> bool:
+        """Apply one record; True when a flush is due right after it."""
+        raise NotImplementedError
+
+    async def _flush(self) -> None:
+        """Make what was applied durable (the lock is held)."""
+        raise NotImplementedError
+
+    async def _after_fetch(self) -> None:
+        """After a fetch was applied, outside the lock (a due checkpoint, a rate limit)."""
+
+    async def _assigned(self, partitions: set[int]) -> None:
+        """After recovery, with the lock held."""
+
+    def _forget(self, partitions: set[int]) -> None:
+        """Revoked partitions were flushed: drop what the subclass holds of them."""

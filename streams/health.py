@@ -1,0 +1,65 @@
+"""What a worker's `/health` answers: the truth about progress, recovery and its sinks.
+
+Kubernetes restarts a worker whose liveness probe fails, so 503 means "this process will not
+get better by itself": partitions it owns have records waiting and nothing was applied or
+checkpointed for `stall_s`, or records were applied and their checkpoint is older than
+`max_checkpoint_age_s`. Restoring state is not a failure (200, "recovering"), nor is a sink
+whose service is away (200, "degraded": the join goes on and the view catches up). An idle
+worker, with nothing waiting, is healthy however long it has been idle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class Progressing(Protocol):
+    progressed_at: float
+    checkpointed_at: float
+    dirty_since: float | None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # "ok", "recovering", "degraded", "stalled"
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.status == "stalled" else 200
+
+
+def judge(
+    *,
+    now: float,
+    recovering: bool,
+    processors: Iterable[Progressing],
+    waiting: bool,
+    stall_s: float,
+    max_checkpoint_age_s: float,
+    degraded: Iterable[str] = (),
+) -> Verdict:
+    """The worker's health from facts gathered by the caller (pure: tested with any clock)."""
+    if recovering:
+        return Verdict("recovering", ("restoring state or rebalancing",))
+    stalled = []
+    for processor in processors:
+        idle = now - processor.progressed_at
+        if waiting and idle >= stall_s:
+            stalled.append(f"records waiting and no progress for {idle:.0f} s")
+        if processor.dirty_since is not None and now - processor.checkpointed_at >= max(
+            max_checkpoint_age_s, 0
+        ):
+            age = now - processor.checkpointed_at
+            stalled.append(f"applied records not checkpointed for {age:.0f} s")
+    if stalled:
+        return Verdict("stalled", tuple(stalled))
+    reasons = tuple(degraded)
+    return Verdict("degraded", reasons) if reasons else Verdict("ok")
+
+
+def degraded_reasons(checks: Iterable[tuple[str, Callable[[], bool]]]) -> list[str]:
+    """The names of the sinks whose service is failing right now."""
+    return [f"{name} unavailable" for name, failing in checks if failing()]

@@ -1,0 +1,241 @@
+"""The runtime adapter: the one module that touches Faust's or aiokafka's internals.
+
+Everything else gets a small typed interface (`Runtime`): the producer, commits, the RocksDB
+handle of a table partition, earliest and end offsets, rebalance state, a read of an offset
+range outside the group, seeks, and the input records themselves, fetch by fetch (`Feed`).
+
+How records reach the processors: Faust's consumer still owns the group (membership,
+assignment, table recovery, standby replicas), but the records of the processors' input topics
+never enter Faust's streams. `FeedingConsumer._getmany` takes them from each fetch, whole, into
+the processor's `Feed`, and hands Faust only the rest (changelogs). That removes, at the root,
+the paths where Faust drops records the consumer had already moved past (docs/faust.md), and it
+lets a processor apply a fetch's records in one go instead of paying Faust's per-event `async
+for`. Offsets are committed by the checkpoints, from the state's own marker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import faust
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from agents.continuity import RawRecord
+from streams.backfill import read_range
+from streams.feed import Feed, Partition
+
+log = logging.getLogger(__name__)
+
+EXIT_FATAL = 70  # EX_SOFTWARE: the worker stopped itself; its replacement recovers
+
+
+class FeedingConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer; fetched records of fed topics go to their `Feed`, whole."""
+
+    feeds: Mapping[str, Feed] = {}
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        feeds = self.feeds
+        if not feeds or active_partitions is None:
+            return await super()._getmany(active_partitions, timeout)
+        held: set[Any] = set()
+        for feed in set(feeds.values()):
+            held |= feed.held()
+        ask = {tp for tp in active_partitions if (tp.topic, tp.partition) not in held}
+        if not ask:  # aiokafka reads an empty set as "every partition": wait for room instead
+            for feed in set(feeds.values()):
+                if feed.held():
+                    await feed.wait_room(min(timeout, 0.5))
+                    break
+            return {}
+        started = {id(feed): feed.started() for feed in feeds.values()}
+        records = await super()._getmany(ask, timeout)
+        rest: dict[Any, Any] = {}
+        for tp, batch in records.items():
+            target = feeds.get(tp.topic)
+            if target is None:
+                rest[tp] = batch
+            else:
+                target.put(Partition(tp.topic, tp.partition), batch, started[id(target)])
+        return rest
+
+
+class Runtime:
+    """What the processors, sinks and the watchdog may ask of the Faust app, typed and small."""
+
+    def __init__(self, app: faust.App, bootstrap: str) -> None:
+        self._app = app
+        self._bootstrap = bootstrap
+        self._feeds: dict[str, Feed] = {}
+        app.transport.Consumer = FeedingConsumer  # type: ignore[misc]  # before it is built
+
+    # -- records -------------------------------------------------------------------------
+    def feed(self, topics: Iterable[str], max_records: int) -> Feed:
+        """A feed of `topics` (subscribed by the group through Faust's topic registry)."""
+        feed = Feed(topics, max_records)
+        for topic in feed.topics:
+            self._feeds[topic] = feed
+        self._app.topics.add(
+            self._app.topic(
+                *sorted(feed.topics),
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                acks=False,  # offsets are committed by checkpoints, not by Faust's acks
+            )
+        )
+        FeedingConsumer.feeds = self._feeds
+        return feed
+
+    def read_range(
+        self, topic: str, partition: int, start: int, end: int
+    ) -> AsyncIterator[RawRecord]:
+        """Records [start, end) of a partition, read with a consumer outside the group."""
+        return read_range(self._bootstrap, topic, partition, start, end)
+
+    async def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+        """Move the group consumer's position; queued records of those partitions are dropped.
+
+        The seek runs in the consumer's own thread: one from this loop raced aiokafka's
+        fetcher (KeyError in `fetched_records`).
+        """
+        if not offsets:
+            return
+        tps = [Partition(t, p) for t, p in offsets]
+        for tp in tps:
+            feed = self._feeds.get(tp.topic)
+            if feed is not None:
+                feed.reset([tp])
+        consumer: Any = self._app.consumer
+        await consumer.seek_wait({TP(t, p): o for (t, p), o in offsets.items()})
+        for tp in tps:
+            feed = self._feeds.get(tp.topic)
+            if feed is not None:
+                feed.reset([tp])
+
+    def forget(self, tps: Iterable[tuple[str, int]]) -> None:
+        """Drop queued records of partitions (revoked, or about to be re-read from a seek)."""
+        for topic, partition in tps:
+            feed = self._feeds.get(topic)
+            if feed is not None:
+                feed.reset([Partition(topic, partition)])
+
+    # -- group -----------------------------------------------------------------------------
+    def rebalancing(self) -> bool:
+        return bool(self._app.rebalancing)
+
+    def recovering(self) -> bool:
+        recovery: Any = self._app.tables.recovery  # type: ignore[attr-defined]
+        return bool(self._app.rebalancing) or not recovery.completed.is_set()
+
+    def assignment(self) -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in self._app.consumer.assignment()}
+
+    async def commit(self, offsets: Mapping[tuple[str, int], int]) -> bool:
+        """Commit the group's offsets; False when the group has rebalanced meanwhile.
+
+        Not Faust's `Consumer._commit`: it *crashes the consumer thread* on any error other
+        than a rebalance, after which every fetch and commit awaits a dead thread forever.
+        Errors reach the caller here, who retries the retriable ones.
+        """
+        if not offsets:
+            return True
+        thread: Any = self._app.consumer._thread  # type: ignore[attr-defined]
+        consumer = thread._ensure_consumer()
+        assigned = consumer.assignment()
+        wanted = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "")
+            for (t, p), o in offsets.items()
+            if TopicPartition(t, p) in assigned
+        }
+        if not wanted:
+            return False
+
+        async def commit() -> bool:
+            try:
+                await consumer.commit(wanted)
+            except CommitFailedError:
+                return False  # rebalanced: the marker stays the truth; the owner re-commits
+            return True
+
+        return bool(await thread.call_thread(commit))
+
+    async def earliest(self, topic: str, partition: int) -> int:
+        tp = TP(topic, partition)
+        return int((await self._app.consumer.earliest_offsets(tp)).get(tp) or 0)
+
+    async def highwaters(self, tps: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        wanted = [TP(t, p) for t, p in tps]
+        if not wanted:
+            return {}
+        ends = await self._app.consumer.highwaters(*wanted)
+        return {(tp.topic, tp.partition): int(o or 0) for tp, o in ends.items()}
+
+    def highwater(self, topic: str, partition: int) -> int | None:
+        """The end offset last seen in a fetch response (no request; None before the first)."""
+        try:
+            value = self._app.consumer.highwater(TP(topic, partition))
+        except (KeyError, AssertionError, IllegalStateError):
+            return None
+        return None if value is None else int(value)
+
+    # -- state and output ------------------------------------------------------------------
+    def producer(self) -> Any:
+        """The started aiokafka producer under Faust's (one producer for state and outputs)."""
+        return self._app.producer._producer  # type: ignore[attr-defined]
+
+    @staticmethod
+    def db_for(table: Any) -> Callable[[int], Any]:
+        """The rocksdict DB of a table partition (Faust's own handle, opened on first use)."""
+        return table.data._db_for_partition  # type: ignore[no-any-return]
+
+    @staticmethod
+    def changelog_topic(table: Any) -> str:
+        return str(table.changelog_topic.get_topic_name())
+
+    def on_assigned(self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]) -> None:
+        """`handler(assignment)` after recovery, before the streams resume and Faust seeks
+        every partition to its committed offset."""
+
+        async def complete(sender: Any, **kwargs: Any) -> None:
+            await handler(self.assignment())
+
+        self._app.on_rebalance_complete.connect(complete)  # type: ignore[arg-type]
+        self._handlers = [*getattr(self, "_handlers", []), complete]  # signals hold weak refs
+
+    def on_revoked(self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]) -> None:
+        async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+            await handler({(tp.topic, tp.partition) for tp in revoked})
+
+        self._app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
+        self._handlers = [*getattr(self, "_handlers", []), revoked]
+
+    @staticmethod
+    def fatal(message: str) -> None:
+        """Stop the worker now, with one clear line; its replacement recovers from the state.
+
+        An immediate exit, not a graceful stop: a graceful stop would checkpoint again on
+        revocation and meet the same error. Nothing is lost (a SIGKILL at any instant is safe).
+        """
+        log.critical("worker stopping: %s", message)
+        logging.shutdown()
+        os._exit(EXIT_FATAL)
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """A Kafka error worth retrying: the broker may be away for a while (a restart, a move)."""
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False)) or type(exc).__name__ in {
+            "KafkaTimeoutError",
+            "KafkaConnectionError",
+            "RequestTimedOutError",
+            "NodeNotReadyError",
+        }
+    return isinstance(exc, (ConnectionError, TimeoutError))

@@ -1,0 +1,94 @@
+"""The progress watchdog: a safety net that re-reads a partition whose records stopped coming.
+
+With the records of the inputs fed whole by the runtime adapter (`streams.runtime`), no path
+is known any more that leaves a partition with records waiting and none delivered; the watchdog
+is there to notice one if it exists, say so, and recover. Every seek is a WARNING line and a count
+in `runway_watchdog_seeks_total`: in a healthy run both stay at zero.
+
+Rule: when no record has reached the feeds for `idle_ticks` ticks, no rebalance is under way, and
+an owned input partition's end offset is past the state's marker while nothing of it waits in
+its feed, the partition is stalled: seek it to the marker (input below is skipped anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Watched(Protocol):
+    """What the watchdog needs of a processor."""
+
+    inputs: tuple[str, ...]
+
+    def resume_offsets(self) -> Mapping[tuple[str, int], int]:
+        """Next offset to apply of every owned input partition (by the state's marker)."""
+        ...
+
+
+class WatchdogRuntime(Protocol):
+    def rebalancing(self) -> bool: ...
+
+    def assignment(self) -> set[tuple[str, int]]: ...
+
+    async def highwaters(self, tps: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
+
+    async def seek(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
+
+
+class Watchdog:
+    def __init__(
+        self,
+        *,
+        runtime: WatchdogRuntime,
+        processors: Iterable[Watched],
+        delivered: Callable[[], int],
+        waiting: Callable[[tuple[str, int]], int],
+        on_seek: Callable[[], object] = lambda: None,
+        idle_ticks: int = 3,
+    ) -> None:
+        self._runtime = runtime
+        self._processors = list(processors)
+        self._delivered = delivered
+        self._waiting = waiting
+        self._on_seek = on_seek
+        self._idle_ticks = idle_ticks
+        self._idle = 0
+        self._seen = -1
+        self.seeks = 0
+
+    async def tick(self) -> dict[tuple[str, int], int]:
+        """One look (every second); returns the seeks it issued."""
+        delivered = self._delivered()
+        self._idle = self._idle + 1 if delivered == self._seen else 0
+        self._seen = delivered
+        if self._idle < self._idle_ticks or self._runtime.rebalancing():
+            return {}
+        self._idle = 0
+        owned = self._runtime.assignment()
+        resume: dict[tuple[str, int], int] = {}
+        for processor in self._processors:
+            for tp, offset in processor.resume_offsets().items():
+                if tp in owned and not self._waiting(tp):
+                    resume[tp] = offset
+        if not resume:
+            return {}
+        ends = await self._runtime.highwaters(resume)
+        stalled = {tp: at for tp, at in resume.items() if ends.get(tp, 0) > at}
+        if self._runtime.rebalancing():  # began while we asked for the ends
+            return {}
+        for (topic, partition), at in sorted(stalled.items()):
+            log.warning(
+                "progress watchdog: %s[%s] stalled at %s of %s; seeking",
+                topic,
+                partition,
+                at,
+                ends[(topic, partition)],
+            )
+            self.seeks += 1
+            self._on_seek()
+        await self._runtime.seek(stalled)
+        return stalled
