@@ -57,6 +57,7 @@ class Processor:
         self._on_refused = on_refused
         self._monotonic = monotonic
         self._lock = asyncio.Lock()
+        self.busy = False  # a fetch is in hand (taken from the feed, not yet applied)
         self.received = 0  # records handed to this processor (watchdog, /health)
         self.applied = 0  # records applied (not skipped, not refused)
         self.progressed_at = monotonic()  # last record applied or checkpoint completed
@@ -68,6 +69,7 @@ class Processor:
         while True:
             fetch = await feed.get()
             topic, partition = fetch.tp
+            self.busy = True
             try:
                 await self.process(topic, partition, fetch.records)
             except asyncio.CancelledError:
@@ -76,6 +78,8 @@ class Processor:
                 log.exception("%s failed on %s[%s]", type(self).__name__, topic, partition)
                 fatal(f"{type(self).__name__}: {type(exc).__name__}: {exc}")
                 raise
+            finally:
+                self.busy = False
 
     async def process(self, topic: str, partition: int, records: Sequence[Any]) -> None:
         """Apply records of one partition (a fetch of it), in offset order."""

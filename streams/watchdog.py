@@ -5,7 +5,8 @@ is known any more that leaves a partition with records waiting and none delivere
 is there to notice one if it exists, say so, and recover. Every seek is a WARNING line and a count
 in `runway_watchdog_seeks_total`: in a healthy run both stay at zero.
 
-Rule: when no record has reached the feeds for `idle_ticks` ticks, no rebalance is under way, and
+Rule: when no record has reached the feeds for `idle_ticks` ticks, no processor has a fetch in
+hand (one may take seconds under a rate limit), no rebalance is under way, and
 an owned input partition's end offset is past the state's marker while nothing of it waits in
 its feed, the partition is stalled: seek it to the marker (input below is skipped anyway).
 """
@@ -23,6 +24,7 @@ class Watched(Protocol):
     """What the watchdog needs of a processor."""
 
     inputs: tuple[str, ...]
+    busy: bool  # a fetch is in hand: its records are neither waiting nor applied yet
 
     def resume_offsets(self) -> Mapping[tuple[str, int], int]:
         """Next offset to apply of every owned input partition (by the state's marker)."""
@@ -65,6 +67,8 @@ class Watchdog:
         delivered = self._delivered()
         self._idle = self._idle + 1 if delivered == self._seen else 0
         self._seen = delivered
+        if any(p.busy for p in self._processors):
+            self._idle = 0
         if self._idle < self._idle_ticks or self._runtime.rebalancing():
             return {}
         self._idle = 0
