@@ -73,6 +73,7 @@ class BatchViewProcessor(Processor):
     def _apply(self, part: PartitionState, message: Any) -> bool:
         """Buffer one record's new rows; True when a flush is due right after it."""
         part.mark(message.topic, message.offset)
+        part.events += 1  # a joined record: what the checkpoint reports as made durable
         buffer = self._buffers.get(message.partition)
         if buffer is None:
             buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
@@ -110,15 +111,14 @@ class BatchViewProcessor(Processor):
             part = self.store.partitions[partition]
             dedup.forget_expired(part.txn, part.stream_time)
         try:
-            await self.store.checkpoint(lambda: self._write_files(ready), only=ready)
+            events = await self.store.checkpoint(lambda: self._write_files(ready), only=ready)
         except OSError as exc:
             if not self.failing:
                 log.warning("batch view: writing Parquet failed (%s); will retry", exc)
             self.failing = True
             return
         self.failing = False
-        if ready or not self._buffers:
-            self.checkpointed()
+        self.checkpointed(events)
 
     def _forget(self, partitions: set[int]) -> None:
         for partition in partitions:

@@ -151,8 +151,7 @@ class JoinProcessor(Processor):
             for partition, touched in self._models.items():
                 if partition in self.store.partitions:
                     self._derive(self.store.partitions[partition].txn, touched)
-        await self.store.checkpoint(self._send_outputs)
-        self.checkpointed()
+        self.checkpointed(await self.store.checkpoint(self._send_outputs))
         self._last_checkpoint_ms = self._now()
         self._pending_events = 0
         models, self._models = self._models, {}

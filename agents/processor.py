@@ -112,9 +112,15 @@ class Processor:
         async with self._lock:
             await self._flush()
 
-    def checkpointed(self) -> None:
-        """Subclasses call it once a flush made everything applied durable."""
-        self.checkpointed_at = self.progressed_at = self._monotonic()
+    def checkpointed(self, events: int) -> None:
+        """Subclasses call it after a flush; `events` it made durable (0: nothing was due).
+
+        An empty checkpoint is not progress: a partition whose records never arrive must not
+        look alive because a timer keeps checkpointing nothing.
+        """
+        now = self._monotonic()
+        if events:
+            self.checkpointed_at = self.progressed_at = now
         if not any(p.dirty for p in self.store.partitions.values()):
             self.dirty_since = None
 

@@ -16,9 +16,8 @@ from typing import Protocol
 
 
 class Progressing(Protocol):
-    progressed_at: float
-    checkpointed_at: float
-    dirty_since: float | None
+    progressed_at: float  # last record applied or checkpoint that made something durable
+    dirty_since: float | None  # oldest record applied and not yet durable
 
 
 @dataclass(frozen=True)
@@ -35,25 +34,26 @@ def judge(
     *,
     now: float,
     recovering: bool,
-    processors: Iterable[Progressing],
-    waiting: bool,
+    processors: Iterable[tuple[Progressing, bool]],
     stall_s: float,
     max_checkpoint_age_s: float,
     degraded: Iterable[str] = (),
 ) -> Verdict:
-    """The worker's health from facts gathered by the caller (pure: tested with any clock)."""
+    """The worker's health from facts gathered by the caller (pure: tested with any clock).
+
+    `processors` pairs each processor with whether records wait for it (in its feed, or past
+    its marker in partitions it owns): one processor's backlog says nothing of another's.
+    """
     if recovering:
         return Verdict("recovering", ("restoring state or rebalancing",))
     stalled = []
-    for processor in processors:
+    for processor, waiting in processors:
         idle = now - processor.progressed_at
         if waiting and idle >= stall_s:
             stalled.append(f"records waiting and no progress for {idle:.0f} s")
-        if processor.dirty_since is not None and now - processor.checkpointed_at >= max(
-            max_checkpoint_age_s, 0
-        ):
-            age = now - processor.checkpointed_at
-            stalled.append(f"applied records not checkpointed for {age:.0f} s")
+        dirty = processor.dirty_since
+        if dirty is not None and now - dirty >= max_checkpoint_age_s:
+            stalled.append(f"applied records not checkpointed for {now - dirty:.0f} s")
     if stalled:
         return Verdict("stalled", tuple(stalled))
     reasons = tuple(degraded)

@@ -67,9 +67,10 @@ class Watchdog:
         delivered = self._delivered()
         self._idle = self._idle + 1 if delivered == self._seen else 0
         self._seen = delivered
-        if any(p.busy for p in self._processors):
-            self._idle = 0
-        if self._idle < self._idle_ticks or self._runtime.rebalancing():
+        if self._runtime.rebalancing() or any(p.busy for p in self._processors):
+            self._idle = 0  # the count starts again once the group is settled and all idle
+            return {}
+        if self._idle < self._idle_ticks:
             return {}
         self._idle = 0
         owned = self._runtime.assignment()
@@ -82,7 +83,7 @@ class Watchdog:
             return {}
         ends = await self._runtime.highwaters(resume)
         stalled = {tp: at for tp, at in resume.items() if ends.get(tp, 0) > at}
-        if self._runtime.rebalancing():  # began while we asked for the ends
+        if not stalled or self._runtime.rebalancing():  # one may have begun meanwhile
             return {}
         for (topic, partition), at in sorted(stalled.items()):
             log.warning(

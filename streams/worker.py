@@ -276,17 +276,16 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     async def health(web: Any, request: Any) -> Any:
         owned = runtime.assignment()
         ends = {tp: runtime.highwater(*tp) for tp in owned}
-        resume: dict[tuple[str, int], int] = {}
-        for processor, _ in processors:
-            resume.update(processor.resume_offsets())
-        waiting = any(len(feed) for feed in feeds) or any(
-            (ends.get(tp) or 0) > at for tp, at in resume.items()
-        )
+
+        def waiting(processor: Any, feed: Feed) -> bool:
+            return len(feed) > 0 or any(
+                (ends.get(tp) or 0) > at for tp, at in processor.resume_offsets().items()
+            )
+
         verdict = judge(
             now=time.monotonic(),
             recovering=runtime.recovering(),
-            processors=[processor for processor, _ in processors],
-            waiting=waiting,
+            processors=[(processor, waiting(processor, feed)) for processor, feed in processors],
             stall_s=settings.health_stall_s,
             max_checkpoint_age_s=settings.health_max_checkpoint_age_s,
             degraded=degraded_reasons(

@@ -212,6 +212,16 @@ async def test_join_survives_sigkill_and_rebalance(
         if helper is not None:
             helper.stop()
     assert kills >= 5
+    # The storm's logs (every worker of it): no hole to fill, no stalled partition to seek.
+    lines = [
+        line
+        for log in storm_dir.glob("*.log")
+        for line in log.read_text(errors="replace").splitlines()
+    ]
+    holes = [line for line in lines if "were skipped by the consumer" in line]
+    seeks = [line for line in lines if "progress watchdog:" in line]
+    print(f"storm: {kills} kills, {len(holes)} holes filled, {len(seeks)} watchdog seeks")
+    assert (holes, seeks) == ([], [])
     rename = {k.replace(settings.app_id, storm.app_id, 1): v for k, v in reference.items()}
     differences = {
         (name, field): (snapshot.get(name, {}).get(field), rename.get(name, {}).get(field))
