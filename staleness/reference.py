@@ -30,13 +30,12 @@ from tables import aggregates, keys
 from tables.windows import HOUR_MS
 
 Reader = Callable[[bytes], Any]
-REFERENCE = b"r"
 VERSION = 1
 DEFAULT_LOOKBACK_MS = 7 * 24 * HOUR_MS  # the join's hour-bucket retention with RUNWAY_WINDOWS=7d
 
 
 def reference_key(model_id: str, version: str) -> bytes:
-    return REFERENCE + model_id.encode() + b"\x00" + version.encode()
+    return keys.reference(model_id, version)
 
 
 def first_seen(

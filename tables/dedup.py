@@ -10,11 +10,9 @@ from __future__ import annotations
 from tables import keys
 from tables.join import State
 
-SEEN = b"s"
-
 
 def first_sighting(state: State, prediction_id: str, event_time: int, retention_ms: int) -> bool:
-    key = SEEN + prediction_id.encode()
+    key = keys.seen(prediction_id)
     if state.get(key) is not None:
         return False
     deadline = event_time + retention_ms

@@ -6,7 +6,11 @@ x<deadline:8 BE><target key>              expiry index: ordered by deadline, so 
 b<model>\\0<version>\\0<gran><start:8 BE>  metric bucket (gran m = minute, h = hour);
                                           version ALL_VERSIONS aggregates every version
 m<model>                                  model record: task, clock, versions, last times
+r<model>\\0<version>                       frozen drift reference of a model version
+s<prediction_id>                          batch view (its own table): pair already written
 \\0ckpt                                    checkpoint marker: input offsets applied, stream time
+
+Every prefix of both state tables is declared here, and only here.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ EXPIRY = b"x"
 BUCKET = b"b"
 MODEL = b"m"
 MODEL_END = b"n"  # the first key after every model record
+REFERENCE = b"r"
+SEEN = b"s"
 
 _BE = struct.Struct(">Q")
 
@@ -58,3 +64,11 @@ def split_bucket(key: bytes) -> tuple[str, str, str, int]:
 
 def model(model_id: str) -> bytes:
     return MODEL + model_id.encode()
+
+
+def reference(model_id: str, version: str) -> bytes:
+    return REFERENCE + model_id.encode() + b"\x00" + version.encode()
+
+
+def seen(prediction_id: str) -> bytes:
+    return SEEN + prediction_id.encode()
