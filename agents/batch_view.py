@@ -125,6 +125,9 @@ class BatchViewProcessor(Processor):
             self._buffers.pop(partition, None)
             self._cut_at.pop(partition, None)
 
+    def _discard(self, partition: int) -> None:
+        self._buffers.pop(partition, None)  # the rows are read again; a cut still stands
+
     def _partition(self, partition: int) -> PartitionState:
         known = partition in self.store.partitions
         part = self.store.partition(partition)

@@ -56,25 +56,33 @@ class Continuity:
         applied = part.applied.get(message.topic)
         return applied is not None and message.offset == applied + 1
 
-    async def in_order(self, part: PartitionState, message: Any) -> AsyncIterator[Any]:
+    async def in_order(
+        self, part: PartitionState, message: Any, *, rewound: bool = False
+    ) -> AsyncIterator[Any]:
         """The records to apply for `message`, in order: those the consumer skipped, then it.
 
         The caller applies each record before asking for the next (`part.applied` moves on).
+        `rewound`: the partition went back to its last checkpoint on purpose (a record failed
+        to apply), so the range is read again without being counted as a hole.
         """
         topic = message.topic
         hole = await self.missing(topic, part.partition, message.offset, part.applied.get(topic))
         if hole is not None:
             start, end = hole
-            log.warning(
-                "%s[%s] offsets %s..%s were skipped by the consumer; reading them",
-                topic,
-                part.partition,
-                start,
-                end - 1,
-            )
+            if rewound:
+                log.info("%s[%s] offsets %s..%s read again", topic, part.partition, start, end - 1)
+            else:
+                log.warning(
+                    "%s[%s] offsets %s..%s were skipped by the consumer; reading them",
+                    topic,
+                    part.partition,
+                    start,
+                    end - 1,
+                )
             async for record in self.read(topic, part.partition, start, end):
                 if not part.already_applied(topic, record.offset):
-                    self._on_filled()
+                    if not rewound:
+                        self._on_filled()
                     yield record
         yield message
 

@@ -70,8 +70,9 @@ class JoinProcessor(Processor):
         self._now = wall_clock_ms
         self._max_rate = max_events_per_s
         self._derive = derive
-        self._outputs: list[tuple[str, bytes, bytes]] = []
-        self._joined: list[dict[str, Any]] = []
+        # Per partition, so that a partition going back to its checkpoint drops only its own.
+        self._outputs: dict[int, list[tuple[str, bytes, bytes]]] = {}  # dead letters
+        self._joined: dict[int, list[dict[str, Any]]] = {}
         self._models: dict[int, set[str]] = {}
         self._pending_events = 0
         self._fetch_events = 0
@@ -104,7 +105,9 @@ class JoinProcessor(Processor):
             envelope = codec.dead_letter(
                 rejected, message.topic, message.partition, message.offset, message.key
             )
-            self._outputs.append((self._dead_letter_topic, message.key or b"", envelope))
+            self._outputs.setdefault(part.partition, []).append(
+                (self._dead_letter_topic, message.key or b"", envelope)
+            )
         self._collect(part.partition, fx)
         part.mark(message.topic, message.offset)
         part.events += len(good) + len(bad)
@@ -195,7 +198,7 @@ class JoinProcessor(Processor):
         if fx.models:
             self._models.setdefault(partition, set()).update(fx.models)
         if fx.joined:
-            self._joined.extend(fx.joined)
+            self._joined.setdefault(partition, []).extend(fx.joined)
             self._telemetry.joined(len(fx.joined))
 
     async def _send_outputs(self) -> None:
@@ -206,15 +209,35 @@ class JoinProcessor(Processor):
         its record on `joined`. A retried send may put a record on `joined` twice; its readers
         keep each pair once (by prediction_id).
         """
-        outputs = list(self._outputs)
+        outputs = [output for part in self._outputs.values() for output in part]
+        joined = [pair for part in self._joined.values() for pair in part]
         for key, value in codec.encode_batches(
-            self._joined, self._limits.max_events, lambda e: e["model_id"]
+            joined, self._limits.max_events, lambda e: e["model_id"]
         ):
             outputs.append((self._joined_topic, key, value))
         if outputs:
             await self._retry(lambda: self._send_all(outputs), "outputs")
         self._outputs.clear()
         self._joined.clear()
+
+    def _discard(self, partition: int) -> None:
+        self._outputs.pop(partition, None)
+        self._joined.pop(partition, None)
+        self._models.pop(partition, None)
+
+    def _reject(self, part: PartitionState, record: Any, reason: str) -> None:
+        """The whole record goes to dead-letters, with the exception that stopped it."""
+        envelope = codec.dead_letter(
+            codec.Rejected(reason, None, record.value or b""),
+            record.topic,
+            part.partition,
+            record.offset,
+            record.key,
+        )
+        self._outputs.setdefault(part.partition, []).append(
+            (self._dead_letter_topic, record.key or b"", envelope)
+        )
+        self._telemetry.events(self._kind_of[record.topic], 0, 1)
 
     async def _send_all(self, outputs: list[tuple[str, bytes, bytes]]) -> None:
         producer = self._producer()

@@ -63,6 +63,8 @@ class Processor:
         self.progressed_at = monotonic()  # last record applied or checkpoint completed
         self.checkpointed_at = monotonic()
         self.dirty_since: float | None = None  # oldest record applied and not yet durable
+        self._failed: dict[tuple[str, int, int], str] = {}  # records to reject, by position
+        self._rewound: set[int] = set()  # partitions reading their rewound range again
 
     async def run(self, feed: Source, fatal: Callable[[str], object]) -> None:
         """Apply every fetch of `feed`, for as long as the worker runs."""
@@ -93,14 +95,61 @@ class Processor:
                 if part.already_applied(topic, record.offset):
                     continue
                 if self._continuity.is_next(part, record):
-                    await self._apply_one(part, record)
-                else:
-                    async for filled in self._continuity.in_order(part, record):
-                        await self._apply_one(part, filled)
+                    try:
+                        await self._apply_one(part, record)
+                        continue
+                    except _Rewound:
+                        pass
+                await self._apply_in_order(part.partition, record)
+                part = self._partition(partition)
         await self._after_fetch()
 
+    async def _apply_in_order(self, partition: int, record: Any) -> None:
+        """Apply `record` after whatever is missing before it (a hole, or a rewound range)."""
+        rewound = partition in self._rewound
+        while True:
+            part = self._partition(partition)
+            if part.already_applied(record.topic, record.offset):
+                return
+            try:
+                async for filled in self._continuity.in_order(part, record, rewound=rewound):
+                    await self._apply_one(part, filled)
+                self._rewound.discard(partition)
+                return
+            except _Rewound:
+                rewound = True
+
     async def _apply_one(self, part: PartitionState, record: Any) -> None:
-        flush_now = self._apply(part, record)
+        """Apply one record whole, or not at all.
+
+        A record whose content makes `_apply` raise leaves no partial effect: its partition
+        goes back to its last checkpoint (the transaction and the subclass's buffers of it are
+        dropped), the records since are read again and applied, and the failed one is handed
+        to `_reject` (a dead letter naming the exception) instead. Nothing is paid for this on
+        the way of a record that applies.
+        """
+        where = (record.topic, part.partition, record.offset)
+        failure = self._failed.pop(where, None)
+        if failure is not None:
+            self._reject(part, record, failure)
+            part.mark(record.topic, record.offset)
+            part.events += 1
+            flush_now = False
+        else:
+            try:
+                flush_now = self._apply(part, record)
+            except Exception as exc:  # noqa: BLE001 - any content error: rewind, then reject
+                reason = f"failed to apply: {type(exc).__name__}: {exc}"
+                log.error(
+                    "%s[%s] offset %s %s; its partition goes back to its last checkpoint",
+                    *where,
+                    reason,
+                )
+                self._failed[where] = reason
+                self._rewound.add(part.partition)
+                self.store.rewind(part.partition)
+                self._discard(part.partition)
+                raise _Rewound(reason) from exc
         self.applied += 1
         self.progressed_at = self._monotonic()
         if self.dirty_since is None:
@@ -169,3 +218,16 @@ class Processor:
 
     def _forget(self, partitions: set[int]) -> None:
         """Revoked partitions were flushed: drop what the subclass holds of them."""
+
+    def _discard(self, partition: int) -> None:
+        """The partition went back to its last checkpoint: drop what was buffered since."""
+
+    def _reject(self, part: PartitionState, record: Any, reason: str) -> None:
+        """A record that failed to apply, in place of its effects (a dead letter)."""
+        log.error(
+            "%s[%s] offset %s skipped: %s", record.topic, part.partition, record.offset, reason
+        )
+
+
+class _Rewound(Exception):
+    """A record failed to apply and its partition went back to its last checkpoint."""

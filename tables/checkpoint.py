@@ -97,19 +97,30 @@ class CheckpointStore:
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
         if state is None:
-            db = self._db_for(partition)
-            raw = db.get(keys.MARKER)
-            marker = orjson.loads(raw) if raw is not None else {}
-            state = PartitionState(
-                partition,
-                db,
-                PartitionTransaction(db),
-                dict(marker.get("applied", {})),
-                marker.get("st", 0),
-                dict(marker.get("sides", {})),
-            )
-            self.partitions[partition] = state
+            state = self.partitions[partition] = self._load(partition, self._db_for)
         return state
+
+    @staticmethod
+    def _load(partition: int, db_for: Callable[[int], Any]) -> PartitionState:
+        db = db_for(partition)
+        raw = db.get(keys.MARKER)
+        marker = orjson.loads(raw) if raw is not None else {}
+        return PartitionState(
+            partition,
+            db,
+            PartitionTransaction(db),
+            dict(marker.get("applied", {})),
+            marker.get("st", 0),
+            dict(marker.get("sides", {})),
+        )
+
+    def rewind(self, partition: int) -> PartitionState:
+        """Drop what was applied since the partition's last checkpoint; its state as on disk."""
+        state = self.partitions.pop(partition, None)
+        if state is not None:
+            held = state.db
+            self.partitions[partition] = self._load(partition, lambda _: held)
+        return self.partition(partition)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop in-memory state of partitions this worker no longer owns (after a flush)."""

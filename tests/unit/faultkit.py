@@ -224,7 +224,8 @@ class Disk:
         self.generation += 1
 
     def contents(self, partition: int) -> dict[bytes, bytes]:
-        return dict(self.db_for(partition).raw.items())
+        items: Any = self.db_for(partition).raw.items()
+        return dict(items)
 
 
 def recover(disk: Disk, kafka: FakeKafka, changelog: str, partitions: set[int]) -> None:
