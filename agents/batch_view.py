@@ -21,8 +21,8 @@ import orjson
 from agents.continuity import Continuity
 from agents.ownership import Ownership
 from agents.processor import Processor
+from contracts.telemetry import Telemetry
 from sinks.batch_view import ParquetWriter
-from streams.telemetry import Telemetry
 from tables import dedup
 from tables.checkpoint import CheckpointStore, PartitionState
 

@@ -15,8 +15,8 @@ from typing import Any
 from agents.continuity import Continuity
 from agents.ownership import Ownership
 from agents.processor import Processor
-from streams import codec
-from streams.telemetry import Telemetry
+from contracts import codec
+from contracts.telemetry import Telemetry
 from tables import keys
 from tables.checkpoint import CheckpointStore, PartitionState, Retry, _once
 from tables.join import JoinEffects, JoinRules

@@ -4,11 +4,11 @@ Each worker slot `i` has its own data directory `<autoscale_dir>/worker-<i>` and
 `web_port + i`, and logs to `<autoscale_dir>/worker-<i>.log`. Scaling up starts the lowest free
 slots; scaling down stops the highest ones with SIGTERM and waits (the worker leaves the group
 cleanly, so its partitions move at once instead of after the session timeout; SIGKILL only if
-it has not exited after `streams.demo_process.STOP_TIMEOUT_S`). A worker that dies on its own is
+it has not exited after `stack.processes.STOP_TIMEOUT_S`). A worker that dies on its own is
 restarted in its slot. Stop (Ctrl-C, SIGTERM) stops every worker the same clean way.
 
-The process handling and the slot layout are the demo's `DemoWorker.in_slot` (new session,
-parent-death signal, SIGTERM then wait): reused, not copied.
+The process handling and the slot layout are `stack.processes.WorkerProcess.in_slot` (new
+session, parent-death signal, SIGTERM then wait), the demo's too: reused, not copied.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from autoscale.lag import GroupLag
 from autoscale.metrics import LagMetrics
 from autoscale.probe import LagProbe
 from config.settings import Settings
-from streams.demo_process import DemoWorker
+from stack.processes import WorkerProcess
 
 
 def policy_from(settings: Settings) -> Policy:
@@ -67,7 +67,7 @@ class Autoscaler:
         self.settings = settings
         self.policy = policy_from(settings)
         self.metrics = LagMetrics()
-        self.workers: dict[int, DemoWorker] = {}
+        self.workers: dict[int, WorkerProcess] = {}
         self.memory = Memory()
         self._say = say
         self._wall_ms = wall_ms
@@ -77,7 +77,7 @@ class Autoscaler:
         self._say(json.dumps({k: v for k, v in asdict(event).items() if v is not None}))
 
     def _start_slot(self, index: int) -> None:
-        worker = DemoWorker.in_slot(self.settings, Path(self.settings.autoscale_dir), index)
+        worker = WorkerProcess.in_slot(self.settings, Path(self.settings.autoscale_dir), index)
         worker.start()
         self.workers[index] = worker
 

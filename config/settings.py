@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tables.windows import HOUR_MS, Window, parse_windows  # pure: imports nothing of the project
+from config.windows import HOUR_MS, Window, parse_windows  # pure: imports nothing of the project
 
 DAY_MS = 24 * 3600 * 1000
 AGENTS = ("join", "speed_view", "batch_view", "staleness")
@@ -385,7 +385,7 @@ class Settings(BaseSettings):
         """How far back the scorer looks for a version's first prediction (the reference's start).
 
         Derived, not set: the longest window of `RUNWAY_WINDOWS`, which is how long the join keeps
-        its 1-hour buckets (`tables.windows.bucket_retention`); older buckets are gone anyway.
+        its 1-hour buckets (`config.windows.bucket_retention`); older buckets are gone anyway.
         """
         return _longest(parse_windows(self.windows)).length_ms
 

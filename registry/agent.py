@@ -21,10 +21,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
 from config.settings import Settings
+from contracts.codec import Rejected, dead_letter
 from registry.records import StalenessRecord
 from registry.store import Store
-from streams.codec import Rejected, dead_letter
-from streams.generate_cli import make_producer
+from streams.producer import make_producer
 
 log = logging.getLogger(__name__)
 

@@ -8,12 +8,12 @@ from fastapi import FastAPI
 from redis import Redis
 
 from config.settings import Settings
+from config.windows import parse_windows
 from registry.api import KafkaCheck, create_api
 from registry.cache import RegistryCache
 from registry.service import Registry
 from registry.store import Store
 from stack.kafka import broker_ids
-from tables.windows import parse_windows
 
 
 def build_registry(settings: Settings) -> Registry:

@@ -13,6 +13,7 @@ from config.settings import Settings
 from retrain.messages import synthetic_staleness
 from retrain.service import run_agent
 from retrain.standin import StandIn, Switches, serve
+from streams.producer import make_producer
 from streams.signals import until_signalled
 
 
@@ -20,8 +21,6 @@ async def send_staleness(
     settings: Settings, models: int, state: str, prefix: str, version: str
 ) -> int:
     """Synthetic staleness events (the contract's fields, event time now), `models` of them."""
-    from streams.generate_cli import make_producer
-
     producer = make_producer(settings)
     await producer.start()
     now = int(time.time() * 1000)

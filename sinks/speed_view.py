@@ -29,9 +29,9 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from streams.telemetry import Telemetry
+from config.windows import Window
+from contracts.telemetry import Telemetry
 from tables import aggregates, keys
-from tables.windows import Window
 
 log = logging.getLogger(__name__)
 

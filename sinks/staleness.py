@@ -26,11 +26,11 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from contracts.telemetry import Telemetry
 from staleness.config import StalenessConfig
 from staleness.events import EmissionPolicy, to_event
 from staleness.inputs import VersionFacts
 from staleness.scorer import score_model
-from streams.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 

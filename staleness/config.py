@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from tables.windows import Window, parse_windows
+from config.windows import Window, parse_windows
 
 if TYPE_CHECKING:
     from config.settings import Settings

@@ -1,8 +1,9 @@
 """Staleness events (topic `staleness`, key model_id) and when to emit them. Pure.
 
-The event's fields are fixed by ARCHITECTURE.md ("Staleness events"); changing one needs a new
-`schema_version`. Unknown fields are tolerated on reading, like the input messages.
-`docs/schemas/staleness.schema.json` is generated from `StalenessEvent` (`runway schemas`).
+The event's fields are fixed by README.md ("Public contracts", and the table of "Staleness
+events"); changing one needs a new `schema_version`. Unknown fields are tolerated on reading,
+like the input messages. `docs/schemas/staleness.schema.json` is generated from
+`StalenessEvent` (`runway schemas`).
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ class Emitted:
 class EmissionPolicy:
     """Emit on a model's first verdict, on a change of state or version, and as a heartbeat.
 
-    The heartbeat interval is wall clock (`RUNWAY_STALENESS_HEARTBEAT_INTERVAL_MS`), as
-    ARCHITECTURE's "Time" says; the verdict itself is a function of event time. Memory is per
+    The heartbeat interval is wall clock (`RUNWAY_STALENESS_HEARTBEAT_INTERVAL_MS`, as README.md's
+    "Staleness events" says); the verdict itself is a function of event time. Memory is per
     model and kept by the policy: call `due` to ask, `record` once the event is sent (a failed
     send is then retried next time), `forget` when the model's partition moves away (the new
     owner emits a first event: at-least-once, never silence).

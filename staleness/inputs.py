@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from config.windows import Window
 from staleness.config import StalenessConfig
 from staleness.reference import DEFAULT_LOOKBACK_MS, Reader, load_reference
 from tables import aggregates, keys
-from tables.windows import Window
 
 Hist = Mapping[str, int]
 

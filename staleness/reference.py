@@ -25,9 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from config.windows import HOUR_MS
 from staleness.config import StalenessConfig
 from tables import aggregates, keys
-from tables.windows import HOUR_MS
 
 Reader = Callable[[bytes], Any]
 VERSION = 1

@@ -1,7 +1,9 @@
 """The `runway` command: the Faust app's own CLI plus Runway's subcommands.
 
-`runway worker` is Faust's worker; `stack`, `topics`, `generate`, `bench` and `demo` are app
-commands registered here, the one place where the command line meets the wiring.
+`runway worker` is Faust's worker; the product's commands (`stack`, `topics`, `api`,
+`registry-agent`, `retrain-agent`, `autoscale`, `lag`, ...) and the tools' (`generate`, `demo`,
+`bench`, `bench-isolation`, `schemas`, from `tools/`) are app commands registered here: the top
+of the layering, the one module that may import both the product and the tools.
 """
 
 from __future__ import annotations
@@ -10,14 +12,14 @@ from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
 from registry.cli import register as register_registry
 from retrain.cli import register as register_retrain
-from retrain.isolation_cli import register as register_bench_isolation
 from stack.commands import register as register_stack
 from streams.app import create_app
-from streams.bench import register as register_bench
-from streams.demo import register as register_demo
-from streams.generate_cli import register as register_generate
-from streams.schema_docs import register as register_schemas
 from streams.worker import build_worker
+from tools.bench import register as register_bench
+from tools.demo import register as register_demo
+from tools.generate_cli import register as register_generate
+from tools.isolation_cli import register as register_bench_isolation
+from tools.schema_docs import register as register_schemas
 
 
 def main() -> None:

@@ -24,22 +24,22 @@ from agents.continuity import Continuity
 from agents.join import JoinProcessor
 from agents.ownership import Ownership
 from config.settings import Settings
+from config.windows import parse_windows
+from contracts import codec
+from contracts.telemetry import Telemetry
 from sinks.batch_view import ParquetWriter, open_filesystem
 from sinks.speed_view import SpeedView
 from sinks.staleness import StalenessEmitter
 from staleness.config import from_settings as staleness_config
 from staleness.scorer import references_to_store
-from streams import codec
 from streams.app import CHANGELOG_BATCH_BYTES
 from streams.feed import Feed
 from streams.health import degraded_reasons, judge
 from streams.runtime import Runtime, is_retriable
-from streams.telemetry import Telemetry
 from streams.watchdog import Watchdog
 from tables.checkpoint import CheckpointStore
 from tables.join import JoinConfig, JoinRules
 from tables.transaction import PartitionTransaction
-from tables.windows import parse_windows
 
 log = logging.getLogger(__name__)
 

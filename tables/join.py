@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from config.windows import GRANULARITIES, Window, bucket_retention
 from tables import aggregates, keys
-from tables.windows import GRANULARITIES, Window, bucket_retention
 
 
 class State(Protocol):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from streams.traffic import Record, TrafficSpec, TrueOutcome, TruePrediction, Truth, generate
+from tools.traffic import Record, TrafficSpec, TrueOutcome, TruePrediction, Truth, generate
 
 TTL_MS = 60_000
 START_MS = 1_700_000_000_000

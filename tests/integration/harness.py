@@ -7,13 +7,9 @@ exactly as a user runs them. Waiting is always on a condition with a deadline.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,62 +18,42 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from config.settings import Settings, worker_environment
-from streams.generate_cli import make_producer
-from streams.traffic import Record
+from config.settings import Settings
+from stack.processes import WorkerProcess, tail
+from streams.producer import make_producer
+from tools.traffic import Record
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNWAY = str(Path(sys.executable).parent / "runway")
 T = TypeVar("T")
 
 
-@dataclass
-class Worker:
-    settings: Settings
-    log_path: Path
-    process: subprocess.Popen[bytes] | None = None
+class Worker(WorkerProcess):
+    """`runway worker` loading exactly `settings`, run from the repository root.
 
-    def start(self) -> Worker:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [RUNWAY, "worker", "-l", "info"],
-            env=worker_environment(self.settings),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
+    The product's own `stack.processes.WorkerProcess` (the demo's and the autoscaler's): its own
+    session, SIGTERM from the kernel if the test run dies, a start line in the log. The tests
+    give a clean stop a minute and read the log across restarts (a killed worker's replacement
+    appends to the same file).
+    """
 
-    def kill(self) -> None:
+    stop_timeout_s = 60.0  # SIGTERM, then this long for the worker to leave its group cleanly
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        super().__init__(settings, log_path, cwd=ROOT)
+
+    def kill(self, why: str = "SIGKILL by the test") -> None:
         """SIGKILL: no flush, no commit, no goodbye."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+        super().kill(why)
+        if self.process is not None:
             self.process.wait(timeout=30)
 
-    def stop(self) -> None:
-        """SIGTERM and wait: the worker leaves its group cleanly."""
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def healthy(self) -> bool:
-        url = f"http://{self.settings.web_host}:{self.settings.web_port}/health"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        """The worker's /health answers 200."""
+        return self.health() is not None
 
     def log_tail(self, lines: int = 40) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(text[-lines:])
+        return tail(self.log_path, lines)
 
 
 async def wait_for(

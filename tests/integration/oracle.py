@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from streams.traffic import Record, Truth
+from tools.traffic import Record, Truth
 
 
 @dataclass

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from config.settings import Settings, worker_environment
-from streams.traffic import TrafficSpec, Truth, generate
 from tests.integration import dataset
 from tests.integration.harness import ROOT, RUNWAY, group_caught_up, wait_for
 from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
+from tools.traffic import TrafficSpec, Truth, generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from config.settings import Settings, worker_environment
-from streams.generate_cli import make_producer
+from streams.producer import make_producer
 from tests.integration.harness import ROOT, RUNWAY
 
 pytestmark = pytest.mark.integration

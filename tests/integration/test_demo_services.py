@@ -13,18 +13,18 @@ import pytest
 from redis.asyncio import Redis
 
 from config.settings import Settings
-from stack.processes import free_port
-from streams.demo_process import DemoError, wait_healthy
-from streams.demo_services import (
+from stack.processes import free_port, wait_healthy
+from tests.integration.registry_support import scratch_postgres  # noqa: F401  (fixture)
+from tools.demo_services import (
+    DemoError,
     demo_settings,
     poll_status,
     register_models,
     registration_calls,
     service_processes,
 )
-from streams.demo_table import service_panel
-from streams.traffic import TrafficSpec, plan_models
-from tests.integration.registry_support import scratch_postgres  # noqa: F401  (fixture)
+from tools.demo_table import service_panel
+from tools.traffic import TrafficSpec, plan_models
 
 DEPLOYED = 1_700_002_800_000
 

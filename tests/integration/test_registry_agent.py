@@ -14,7 +14,7 @@ from config.settings import Settings
 from registry.agent import RegistryAgent
 from registry.records import DependencyIn
 from registry.store import Store, make_engine
-from streams.generate_cli import make_producer
+from streams.producer import make_producer
 from tests.integration.harness import read_topic
 from tests.integration.registry_support import registry_dsn  # noqa: F401  (fixture)
 

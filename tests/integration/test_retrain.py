@@ -22,8 +22,8 @@ from config.settings import Settings, worker_environment
 from registry.store import Store
 from stack.processes import free_port
 from staleness.events import StalenessEvent
-from streams.traffic import Record
 from tests.integration.harness import ROOT, RUNWAY, send_records, wait_for
+from tools.traffic import Record
 
 NAMESPACE = uuid.UUID("5b0a6c1e-8d1f-4f57-9a53-7d2f4c1e0a11")  # documented in README
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z

@@ -24,10 +24,10 @@ from registry.agent import RegistryAgent
 from registry.records import DependencyIn, ModelIn, VersionIn
 from registry.wiring import build_registry
 from staleness.events import StalenessEvent
-from streams.traffic import Record
 from tests.integration.harness import Worker, read_topic, send_records, wait_for
 from tests.integration.registry_support import scratch_postgres  # noqa: F401  (fixture)
 from tests.integration.test_join import worker_settings
+from tools.traffic import Record
 
 HOUR_MS = 3_600_000
 START_MS = 1_700_000_000_000

@@ -38,13 +38,13 @@ from aiokafka.errors import KafkaTimeoutError, RequestTimedOutError
 from agents.continuity import Continuity, RawRecord
 from agents.join import JoinProcessor
 from agents.ownership import Ownership
-from streams import codec
+from config.windows import parse_windows
+from contracts import codec
+from contracts.telemetry import Telemetry
 from streams.runtime import is_retriable
-from streams.telemetry import Telemetry
 from tables import keys
 from tables.checkpoint import FAUST_OFFSET_KEY, ChangelogTooLarge, CheckpointStore, _once
 from tables.join import JoinConfig, JoinRules
-from tables.windows import parse_windows
 from tests.unit.faultkit import Disk, FakeGroup, FakeKafka, Fault, Faults, Inputs, recover
 
 WEEK = 7 * 24 * 3_600_000

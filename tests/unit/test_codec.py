@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from streams.codec import Limits, Rejected, dead_letter, decode_record, encode_batches
-from streams.schemas import Outcome, Prediction
+from contracts.codec import Limits, Rejected, dead_letter, decode_record, encode_batches
+from contracts.schemas import Outcome, Prediction
 
 LIMITS = Limits(max_events=1000, max_bytes=1_000_000)
 TS = 1_700_000_000_000

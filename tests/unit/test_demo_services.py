@@ -9,9 +9,9 @@ import socket
 import pytest
 
 from config.settings import Settings
-from streams.demo import DemoOptions, demo_spec, run_version
-from streams.demo_services import busy_ports, demo_settings, first_event_time, registration_calls
-from streams.traffic import TrafficSpec, plan_models
+from tools.demo import DemoOptions, demo_spec, run_version
+from tools.demo_services import busy_ports, demo_settings, first_event_time, registration_calls
+from tools.traffic import TrafficSpec, plan_models
 
 HOUR_MS = 3_600_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.demo_table import (
+from tools.demo_table import (
     COLUMNS,
     Milestones,
     ServiceStatus,

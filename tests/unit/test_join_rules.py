@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from config.windows import parse_windows
 from tables import keys
 from tables.aggregates import delay_bin, merge, summarize
 from tables.join import JoinConfig, JoinEffects, JoinRules
 from tables.transaction import PartitionTransaction
-from tables.windows import parse_windows
 from tests.unit.memdb import MemDB
 
 MIN = 60_000

@@ -18,11 +18,11 @@ import orjson
 from agents.continuity import Continuity
 from agents.join import JoinProcessor
 from agents.ownership import Ownership
-from streams import codec
-from streams.telemetry import Telemetry
+from config.windows import parse_windows
+from contracts import codec
+from contracts.telemetry import Telemetry
 from tables.checkpoint import FAUST_OFFSET_KEY, CheckpointStore
 from tables.join import JoinConfig, JoinRules
-from tables.windows import parse_windows
 from tests.unit.faultkit import Disk, FakeGroup, FakeKafka, Faults, Inputs
 
 T0 = 1_800_000_000_000

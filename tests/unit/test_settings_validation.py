@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import Settings
-from tables.windows import bucket_retention, parse_windows
+from config.windows import bucket_retention, parse_windows
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -48,7 +48,7 @@ def test_the_defaults_are_valid() -> None:
 @pytest.mark.parametrize(
     "overrides",
     [
-        # streams/demo_services.demo_settings and tests/integration/test_staleness_e2e
+        # tools/demo_services.demo_settings and tests/integration/test_staleness_e2e
         {"staleness_reference_window_ms": HOUR_MS, "staleness_reference_settle_ms": 0},
         {
             "staleness_windows": "1h",

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
+from config.windows import parse_windows
 from sinks.speed_view import model_view
 from tables.join import JoinConfig, JoinEffects, JoinRules
 from tables.transaction import PartitionTransaction
-from tables.windows import parse_windows
 from tests.unit.memdb import MemDB
 
 MIN = 60_000

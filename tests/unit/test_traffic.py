@@ -14,9 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 from config.settings import load_settings
-from streams import generate_cli
-from streams.schemas import Outcome, Prediction
-from streams.traffic import MALFORMED_KINDS, Record, TrafficSpec, Truth, generate, plan_models
+from contracts.schemas import Outcome, Prediction
+from tools import generate_cli
+from tools.traffic import MALFORMED_KINDS, Record, TrafficSpec, Truth, generate, plan_models
 
 NOISY = {"early_share": 0.1, "duplicate_share": 0.05, "malformed_share": 0.05}
 

@@ -1,10 +1,10 @@
-"""Sliding windows over minute/hour buckets, against the rule in `tables.windows`' docstring."""
+"""Sliding windows over minute/hour buckets, against the rule in `config.windows`' docstring."""
 
 from __future__ import annotations
 
 import pytest
 
-from tables.windows import Window, bucket_retention, parse_windows
+from config.windows import Window, bucket_retention, parse_windows
 
 MIN = 60_000
 HOUR = 60 * MIN

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrain.isolation_bench import counters
-from retrain.isolation_result import compare, delta, outcomes_after, run_order
+from tools.isolation_bench import counters
+from tools.isolation_result import compare, delta, outcomes_after, run_order
 
 
 def test_run_order_puts_every_hung_run_between_healthy_ones() -> None:

@@ -16,10 +16,10 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from config.windows import GRANULARITIES, HOUR_MS, MINUTE_MS
 from staleness.config import StalenessConfig
 from staleness.reference import reference_key, refresh_reference
 from tables import aggregates, keys
-from tables.windows import GRANULARITIES, HOUR_MS, MINUTE_MS
 
 RETENTION = {"m": HOUR_MS, "h": 7 * 24 * HOUR_MS}
 T0 = 1_700_000_000_000 // HOUR_MS * HOUR_MS  # an hour boundary

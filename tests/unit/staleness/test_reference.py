@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from config.windows import parse_windows
 from staleness.config import DAY_MS, StalenessConfig
 from staleness.inputs import current_version, staleness_inputs
 from staleness.reference import (
@@ -12,7 +13,6 @@ from staleness.reference import (
 )
 from staleness.scorer import references_to_store, score_model
 from tables import aggregates, keys
-from tables.windows import parse_windows
 from tests.unit.staleness.sim import MINUTE, T0, Sim, binary_draw, exp_delay
 
 HOUR = 60 * MINUTE

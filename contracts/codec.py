@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from streams.schemas import Outcome, Prediction
+from contracts.schemas import Outcome, Prediction
 
 Kind = type[BaseModel]
 SCHEMAS: dict[str, Kind] = {"predictions": Prediction, "outcomes": Outcome}

@@ -1,10 +1,11 @@
 """The message contracts model servers and label sources integrate against.
 
-Field names are fixed by ARCHITECTURE.md ("Public contracts"); changing one needs a new
-`schema_version`. Unknown fields are tolerated (`extra="allow"`) so producers can move first.
-Types are strict (no "0.5" for a number, no `true` for a label): valid events travel on as they
-arrived, so a coerced value would reach the join and the views uncoerced.
-`docs/schemas/*.json` is generated from these models (`runway schemas`).
+Field names are fixed by README.md ("Public contracts"; the layer `contracts` of
+docs/architecture.md); changing one needs a new `schema_version`. Unknown fields are tolerated
+(`extra="allow"`) so producers can move first. Types are strict (no "0.5" for a number, no
+`true` for a label): valid events travel on as they arrived, so a coerced value would reach the
+join and the views uncoerced. `docs/schemas/*.json` is generated from these models
+(`runway schemas`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   time running `speedup` times faster than the wall clock, drift can be judged a minute after
   traffic starts) and a 1-hour retrain cooldown (event time), so each demo run gets its retrain.
 - `service_processes`: `runway orchestrator-standin`, `registry-agent`, `api` and
-  `retrain-agent`, each a `DemoProcess` with its log under the demo's directory.
+  `retrain-agent`, each a `RunwayProcess` with its log under the demo's directory.
 - `registration_calls` / `register_models`: the models, this run's version of each and a dependency
   chain, through the API (real HTTP, bearer token), so staleness events carry `impacted`.
 - `poll_status`: the panel's inputs (retrain agent /health, stand-in /calls, API /health).
@@ -26,9 +26,11 @@ import httpx
 from redis.asyncio import Redis
 
 from config.settings import Settings, worker_environment
-from streams.demo_process import DemoError, DemoProcess
-from streams.demo_table import ServiceStatus
-from streams.traffic import ModelPlan
+from stack.processes import ProcessError, RunwayProcess
+from tools.demo_table import ServiceStatus
+from tools.traffic import ModelPlan
+
+DemoError = ProcessError  # one kind of failure: the message is for the user
 
 HOUR_MS = 3_600_000
 CHAIN_LENGTH = 4  # model-000 -> model-001 -> model-002 -> model-003: three levels downstream
@@ -91,7 +93,7 @@ def busy_ports(addresses: Mapping[str, tuple[str, int]]) -> list[str]:
     return taken
 
 
-def service_processes(settings: Settings, run_dir: Path) -> list[DemoProcess]:
+def service_processes(settings: Settings, run_dir: Path) -> list[RunwayProcess]:
     """The four services, not started; they load exactly `settings` (`worker_environment`)."""
     taken = busy_ports(_addresses(settings))
     if taken:
@@ -102,20 +104,20 @@ def service_processes(settings: Settings, run_dir: Path) -> list[DemoProcess]:
     env = worker_environment(settings.model_copy(update={"datadir": run_dir / "services"}))
     urls = {name: f"http://{host}:{port}" for name, (host, port) in _addresses(settings).items()}
     return [
-        DemoProcess(
+        RunwayProcess(
             "orchestrator stand-in",
             ["orchestrator-standin"],
             env,
             run_dir / "orchestrator-standin.log",
             f"{urls['orchestrator stand-in']}/health",
         ),
-        DemoProcess(
+        RunwayProcess(
             "registry agent", ["registry-agent"], env, run_dir / "registry-agent.log", None
         ),
-        DemoProcess(
+        RunwayProcess(
             "registry API", ["api"], env, run_dir / "api.log", f"{urls['registry API']}/health"
         ),
-        DemoProcess(
+        RunwayProcess(
             "retrain agent",
             ["retrain-agent"],
             env,

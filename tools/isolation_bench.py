@@ -5,14 +5,14 @@ One stand-in orchestrator and one retrain agent run for the whole benchmark as `
 subprocesses on free ports, with their own topic prefix, app id (so consumer groups), Redis key
 prefix and SQLite registry. A feeder sends STALE verdicts for new models at a steady rate into the
 agent's `staleness` topic all along, so the agent keeps calling the orchestrator. Then runs
-alternate healthy, hung, healthy, ... healthy (`retrain.isolation_result.run_order`), after an
+alternate healthy, hung, healthy, ... healthy (`tools.isolation_result.run_order`), after an
 uncounted healthy warm-up run over a quarter of the backlog; each run:
 
-1. preloads a fresh backlog (`streams.bench.preload`: fresh topics and group);
+1. preloads a fresh backlog (`tools.bench.preload`: fresh topics and group);
 2. switches the stand-in (`POST /control {"hang": ...}`) and waits until the agent shows it:
    healthy = breaker closed and a run started since the switch; hung = the breaker opened
    since the switch (its calls timed out);
-3. measures one join worker over the backlog (`streams.bench.measure_worker`) while sampling the
+3. measures one join worker over the backlog (`tools.bench.measure_worker`) while sampling the
    agent's `/health`, and takes the agent's and the stand-in's counters before and after.
 
 Evidence per run: the stand-in's calls by outcome (a hung run must show only `hung`), the agent's
@@ -42,11 +42,11 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings, worker_environment
-from retrain.isolation_result import HEALTHY, HUNG, compare, delta, outcomes_after, run_order
 from retrain.messages import synthetic_staleness
 from stack.processes import free_port
 from stack.topics import ensure_topics
-from streams.bench import (
+from streams.producer import make_producer
+from tools.bench import (
     ROOT,
     RUNWAY,
     backlog_spec,
@@ -57,6 +57,7 @@ from streams.bench import (
     preload,
     stop_process,
 )
+from tools.isolation_result import HEALTHY, HUNG, compare, delta, outcomes_after, run_order
 
 SAMPLE_S = 0.5
 SETTLE_TIMEOUT_S = 180.0
@@ -215,8 +216,6 @@ class Rig:
 
     async def feed(self, rate: float) -> None:
         """STALE verdicts for new models, `rate` a second: each one is a retrain request."""
-        from streams.generate_cli import make_producer
-
         producer = make_producer(self.settings)
         await producer.start()
         topic = self.settings.topic("staleness")

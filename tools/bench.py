@@ -52,8 +52,8 @@ from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from config.settings import Settings, worker_environment
 from stack.topics import ensure_topics
-from streams.generate_cli import make_producer
-from streams.traffic import TrafficSpec, generate
+from streams.producer import make_producer
+from tools.traffic import TrafficSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNWAY = str(Path(sys.executable).parent / "runway")

@@ -9,8 +9,8 @@ import orjson
 from faust.cli import option
 
 from config.settings import Settings
+from contracts.schemas import json_schemas
 from staleness.events import json_schemas as staleness_json_schemas
-from streams.schemas import json_schemas
 
 
 def write_schemas(directory: Path) -> list[Path]:

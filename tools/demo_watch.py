@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from config.settings import Settings
-from streams.demo_table import Hashes
+from tools.demo_table import Hashes
 
 WINDOW = "1h"
 

@@ -10,7 +10,7 @@ import faust
 from faust.cli import option
 
 from config.settings import Settings
-from retrain.isolation_bench import run_isolation_bench
+from tools.isolation_bench import run_isolation_bench
 
 
 def _tables(result: dict[str, Any]) -> tuple[Any, Any]:

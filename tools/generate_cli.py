@@ -1,7 +1,8 @@
-"""`runway generate`: send synthetic traffic (`streams.traffic`) to Kafka at a chosen rate.
+"""`runway generate`: send synthetic traffic (`tools.traffic`) to Kafka at a chosen rate.
 
 Why a separate module: generation is pure and tested alone; this is the thin I/O shell around
-it (producer settings, pacing, progress bar), wired into the Faust CLI by `register`.
+it (pacing, progress bar; the producer is the product's own, `streams.producer`), wired into
+the Faust CLI by `register`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Any
 
 import click
 import faust
-from aiokafka import AIOKafkaProducer
 from faust.cli import option
 
 from config.settings import Settings
-from streams.traffic import TrafficSpec, generate
+from streams.producer import make_producer
+from tools.traffic import TrafficSpec, generate
 
 MAX_IN_FLIGHT = 2_000  # send futures awaited together, so errors surface and memory stays flat
 
@@ -31,19 +32,6 @@ class GenerateReport:
     bytes: int
     elapsed_s: float
     events_per_s: float
-
-
-def make_producer(settings: Settings) -> AIOKafkaProducer:
-    """Durable, ordered, fast: acks=all with idempotence, 1 MiB batches, a short linger."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        max_batch_size=1_048_576,
-        max_request_size=max(1_048_576, settings.max_message_bytes + 1024),
-        compression_type=None,
-    )
 
 
 class _Pacer:

@@ -3,11 +3,11 @@
 It brings up the local stack, creates the topics, and starts as subprocesses (each with its own
 log under `var/demo/`): `--workers` `runway worker`s (data directory `var/demo/worker-<i>`, web
 port `6066 + i`), the orchestrator stand-in (8090), the registry agent and the HTTP API (8080)
-on the stack's PostgreSQL, and the retrain agent (6070) (`streams.demo_services`). It waits for
+on the stack's PostgreSQL, and the retrain agent (6070) (`tools.demo_services`). It waits for
 each to answer `/health`, registers the models, this run's version of each (`v<UTC time>`) and
 the dependency chain model-000 -> 001 -> 002 -> 003 through the API, waits for the consumer group
 to settle with every worker in it (so no rebalance starts under load), then sends synthetic live
-traffic (`streams.traffic`: unlabeled, early, duplicate and malformed events) whose event time
+traffic (`tools.traffic`: unlabeled, early, duplicate and malformed events) whose event time
 runs `--speedup` (60) times faster than the wall clock, and in which the first `--drift-models`
 (1) models' scores shift `--drift-after-s` (75) wall seconds in. With the 1-hour reference window
 of `demo_settings`, drift can be judged a minute after traffic starts: the drifted model turns
@@ -20,11 +20,11 @@ workers, events sent, events/s, the group's backlog and dead letters; and a pane
 agent's breaker and retrains, the stand-in's started runs and the API's /health.
 
 Ctrl-C (or SIGTERM/SIGHUP, or `--duration`) stops the generator, then every process: SIGTERM
-and a wait, SIGKILL after `STOP_TIMEOUT_S` or at a second Ctrl-C (SIGKILL loses nothing: the join
-recovers from its changelogs). They also get SIGTERM from the kernel if the demo itself dies.
-The stack stays up (`runway stack down` stops it). A process that dies stops the demo with its
-log tail. The demo uses the product's topics, consumer groups and Redis prefix. What it shows is
-computed by the pure `streams.demo_table` (unit tested).
+and a wait, SIGKILL after `stack.processes.STOP_TIMEOUT_S` or at a second Ctrl-C (SIGKILL loses
+nothing: the join recovers from its changelogs). They also get SIGTERM from the kernel if the
+demo itself dies. The stack stays up (`runway stack down` stops it). A process that dies stops
+the demo with its log tail. The demo uses the product's topics, consumer groups and Redis
+prefix. What it shows is computed by the pure `tools.demo_table` (unit tested).
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ from rich.text import Text
 from config.settings import Settings
 from stack import api
 from stack.errors import StackError
+from stack.processes import RunwayProcess, WorkerProcess, wait_healthy
 from stack.topics import ensure_topics
-from streams.demo_process import DemoError, DemoProcess, DemoWorker, wait_healthy
-from streams.demo_services import (
+from tools.demo_services import (
     HTTP_TIMEOUT_S,
+    DemoError,
     demo_settings,
     first_event_time,
     model_clocks,
@@ -62,18 +63,18 @@ from streams.demo_services import (
     registration_calls,
     service_processes,
 )
-from streams.demo_table import (
+from tools.demo_table import (
     Milestones,
     ServiceStatus,
     metrics_table,
     service_panel,
     table_rows,
 )
-from streams.demo_watch import WINDOW, GroupWatch, SendCounter, read_views
-from streams.generate_cli import produce
-from streams.traffic import ModelPlan, TrafficSpec, plan_models
+from tools.demo_watch import WINDOW, GroupWatch, SendCounter, read_views
+from tools.generate_cli import produce
+from tools.traffic import ModelPlan, TrafficSpec, plan_models
 
-__all__ = ["Demo", "DemoError", "DemoOptions", "DemoWorker", "demo_spec", "register"]
+__all__ = ["Demo", "DemoError", "DemoOptions", "demo_spec", "register"]
 
 DEMO_DIR = Path("var/demo")
 REFRESH_S = 0.5
@@ -138,8 +139,8 @@ class Demo:
         self.settings = demo_settings(settings, f"demo-{secrets.token_hex(8)}")
         self.options = options
         self.console = console
-        self.workers: list[DemoWorker] = []
-        self.services: list[DemoProcess] = []
+        self.workers: list[WorkerProcess] = []
+        self.services: list[RunwayProcess] = []
         self.counter = SendCounter()
         self.status = ServiceStatus()
         self.stop_reason = ""
@@ -148,7 +149,7 @@ class Demo:
         self.model_ids: list[str] = []  # this run's models (`_register`)
 
     @property
-    def processes(self) -> list[DemoProcess]:
+    def processes(self) -> list[RunwayProcess]:
         return [*self.workers, *self.services]
 
     async def run(self) -> int:
@@ -243,7 +244,7 @@ class Demo:
         DEMO_DIR.mkdir(parents=True, exist_ok=True)
         services = service_processes(settings, DEMO_DIR)
         for i in range(self.options.workers):
-            worker = DemoWorker.in_slot(settings, DEMO_DIR, i)
+            worker = WorkerProcess.in_slot(settings, DEMO_DIR, i)
             worker.start()
             self.workers.append(worker)
         for service in services:

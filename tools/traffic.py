@@ -19,7 +19,7 @@ record). At the end, pending outcomes are sent in time order (`drain=True`) or d
 What is valid and what is not (tests rely on this):
 
 - **valid**: every prediction and outcome listed in `Truth.predictions` / `Truth.outcomes`.
-  Each validates against `streams.schemas.Prediction` / `Outcome` and its `model_id` equals the
+  Each validates against `contracts.schemas.Prediction` / `Outcome` and its `model_id` equals the
   record key. Exactly `total_events` of them are generated (predictions + outcomes; with
   `drain=False` the outcomes still pending at the end are dropped and left out of `Truth`).
 - **duplicates** (`Truth.duplicates` of them): a valid event sent again, byte for byte, a little

@@ -1,0 +1,1 @@
+"""The public contracts: message schemas, their codec and dead letters, metric names."""
