@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         description="Retriable Kafka errors in a checkpoint are retried with backoff this long; "
         "then the worker stops with one clear error.",
     )
+    producer_request_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="How long one produce request may wait for the broker before it fails (and "
+        "the checkpoint retries it); Faust's default of 1200 s let a parked request hang a worker.",
+    )
     wall_clock_expiry_after_ms: int | None = Field(
         None, description="Idle partition falls back to wall clock after this; unset = label TTL."
     )

@@ -21,6 +21,10 @@ def create_app(settings: Settings) -> faust.App:
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.effective_replication_factor,
         producer_acks=-1,
+        # Faust's default is 1200 s: a produce request the broker parks (unavailable, fenced,
+        # leadership moving) was awaited for 20 minutes by the checkpoint and by the producer
+        # flush of a revocation, a hung worker that SIGTERM could not stop (docs/faust.md).
+        producer_request_timeout=settings.producer_request_timeout_s,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
         # Revocation must not wait for unacked events: the batch view holds its events until a
         # flush (up to RUNWAY_BATCH_VIEW_MAX_AGE_S) and our revoke handler flushes them anyway;

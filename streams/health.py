@@ -2,8 +2,9 @@
 
 Kubernetes restarts a worker whose liveness probe fails, so 503 means "this process will not
 get better by itself": partitions it owns have records waiting and nothing was applied or
-checkpointed for `stall_s`, or records were applied and their checkpoint is older than
-`max_checkpoint_age_s`. Restoring state is not a failure (200, "recovering"), nor is a sink
+checkpointed for `stall_s`, records were applied and their checkpoint is older than
+`max_checkpoint_age_s`, or a rebalance has not ended after `stall_s` while no state is being
+restored. Restoring state is not a failure (200, "recovering"), nor is a sink
 whose service is away (200, "degraded": the join goes on and the view catches up). An idle
 worker, with nothing waiting, is healthy however long it has been idle.
 """
@@ -34,6 +35,8 @@ def judge(
     *,
     now: float,
     recovering: bool,
+    rebalance_age: float | None = None,
+    restoring: bool = False,
     processors: Iterable[tuple[Progressing, bool]],
     stall_s: float,
     max_checkpoint_age_s: float,
@@ -44,8 +47,14 @@ def judge(
     `processors` pairs each processor with whether records wait for it (in its feed, or past
     its marker in partitions it owns): one processor's backlog says nothing of another's.
     """
+    if restoring:
+        return Verdict("recovering", ("restoring state",))
     if recovering:
-        return Verdict("recovering", ("restoring state or rebalancing",))
+        if rebalance_age is not None and rebalance_age >= stall_s:
+            # A rebalance that does not end is a hang (a revocation awaiting a flush that
+            # never completes), not recovery: restoring state is the case above.
+            return Verdict("stalled", (f"rebalance unfinished for {rebalance_age:.0f} s",))
+        return Verdict("recovering", ("rebalancing",))
     stalled = []
     for processor, waiting in processors:
         idle = now - processor.progressed_at

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -73,6 +74,7 @@ class Runtime:
         self._app = app
         self._bootstrap = bootstrap
         self._feeds: dict[str, Feed] = {}
+        self._rebalance_began: float | None = None
         app.transport.Consumer = FeedingConsumer  # type: ignore[misc]  # before it is built
 
     # -- records -------------------------------------------------------------------------
@@ -131,9 +133,17 @@ class Runtime:
     def rebalancing(self) -> bool:
         return bool(self._app.rebalancing)
 
-    def recovering(self) -> bool:
+    def restoring(self) -> bool:
+        """Faust is reading changelogs into the state tables (may take minutes: not a stall)."""
+        return bool(getattr(self._app, "in_recovery", False))
+
+    def rebalance_age(self, now: float) -> float | None:
+        """Seconds since the rebalance under way began (its revocation), None outside one."""
         recovery: Any = self._app.tables.recovery  # type: ignore[attr-defined]
-        return bool(self._app.rebalancing) or not recovery.completed.is_set()
+        if not self._app.rebalancing and recovery.completed.is_set():
+            return None
+        began = self._rebalance_began
+        return 0.0 if began is None else max(now - began, 0.0)
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._app.consumer.assignment()}
@@ -206,12 +216,15 @@ class Runtime:
 
         async def complete(sender: Any, **kwargs: Any) -> None:
             await handler(self.assignment())
+            self._rebalance_began = None
 
         self._app.on_rebalance_complete.connect(complete)  # type: ignore[arg-type]
         self._handlers = [*getattr(self, "_handlers", []), complete]  # signals hold weak refs
 
     def on_revoked(self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]) -> None:
         async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+            if self._rebalance_began is None:
+                self._rebalance_began = time.monotonic()
             await handler({(tp.topic, tp.partition) for tp in revoked})
 
         self._app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]

@@ -282,9 +282,13 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
                 (ends.get(tp) or 0) > at for tp, at in processor.resume_offsets().items()
             )
 
+        now = time.monotonic()
+        rebalance_age = runtime.rebalance_age(now)
         verdict = judge(
-            now=time.monotonic(),
-            recovering=runtime.recovering(),
+            now=now,
+            recovering=rebalance_age is not None,
+            rebalance_age=rebalance_age,
+            restoring=runtime.restoring(),
             processors=[(processor, waiting(processor, feed)) for processor, feed in processors],
             stall_s=settings.health_stall_s,
             max_checkpoint_age_s=settings.health_max_checkpoint_age_s,

@@ -154,3 +154,21 @@ def test_every_status_has_its_http_status() -> None:
         "degraded": 200,
         "stalled": 503,
     }
+
+
+def test_a_rebalance_that_does_not_end_is_a_stall_but_restoring_state_is_not() -> None:
+    def judged(age: float, restoring: bool = False) -> Verdict:
+        return judge(
+            now=T0,
+            recovering=True,
+            rebalance_age=age,
+            restoring=restoring,
+            processors=[],
+            stall_s=STALL_S,
+            max_checkpoint_age_s=MAX_CHECKPOINT_AGE_S,
+        )
+
+    assert judged(STALL_S - 1).status == "recovering"
+    assert judged(STALL_S + 5) == Verdict("stalled", ("rebalance unfinished for 65 s",))
+    assert judged(STALL_S + 5).http_status == 503
+    assert judged(10 * STALL_S, restoring=True) == Verdict("recovering", ("restoring state",))
