@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from config.windows import Window
 from contracts.telemetry import Telemetry
 from tables import aggregates, keys
+from tables import read as state
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def model_view(
     read: Reader, model_id: str, windows: list[Window], prefix: str
 ) -> dict[str, dict[str, str]]:
     """Every hash of one model, from state. Pure apart from `read`."""
-    info = read(keys.model(model_id))
+    info = state.model(read, model_id)
     if info is None or info["task"] is None:
         return {}  # only outcomes seen so far: nothing to show until a prediction comes
     base = f"{prefix}:model:{model_id}"
@@ -65,8 +66,7 @@ def model_view(
     for version, name in levels:
         for window in windows:
             starts = window.bucket_starts(clock)
-            buckets = [read(keys.bucket(model_id, version, window.gran, s)) for s in starts]
-            merged = aggregates.merge(b for b in buckets if b)
+            merged = state.window(read, model_id, version, window, clock)
             fields: dict[str, Any] = aggregates.summarize(merged, info["task"])
             fields["score_histogram"] = orjson.dumps(
                 merged.get("sh", {}), option=orjson.OPT_SORT_KEYS

@@ -19,7 +19,8 @@ from typing import Any
 from config.windows import Window
 from staleness.config import StalenessConfig
 from staleness.reference import DEFAULT_LOOKBACK_MS, Reader, load_reference
-from tables import aggregates, keys
+from tables import keys
+from tables import read as state
 
 Hist = Mapping[str, int]
 
@@ -56,10 +57,7 @@ class ModelSignals:
 def window_aggregate(
     read: Reader, model_id: str, version: str, window: Window, now_ms: int
 ) -> dict[str, Any]:
-    buckets = (
-        read(keys.bucket(model_id, version, window.gran, s)) for s in window.bucket_starts(now_ms)
-    )
-    return aggregates.merge(b for b in buckets if b)
+    return state.window(read, model_id, version, window, now_ms)
 
 
 def current_version(

@@ -27,7 +27,8 @@ from typing import Any
 
 from config.windows import HOUR_MS
 from staleness.config import StalenessConfig
-from tables import aggregates, keys
+from tables import keys
+from tables import read as state
 
 Reader = Callable[[bytes], Any]
 VERSION = 1
@@ -46,7 +47,7 @@ def first_seen(
     earliest = None
     start = last
     while start >= 0 and start > last - lookback_ms:
-        agg = read(keys.bucket(model_id, version, "h", start))
+        agg = state.hour(read, model_id, version, start)
         if agg and agg.get("n", 0) > 0:
             earliest = start
         start -= HOUR_MS
@@ -57,12 +58,11 @@ def compute_reference(
     read: Reader, model_id: str, version: str, start_ms: int, clock_ms: int, cfg: StalenessConfig
 ) -> dict[str, Any]:
     end = start_ms + -(-cfg.reference_window_ms // HOUR_MS) * HOUR_MS
-    buckets = (read(keys.bucket(model_id, version, "h", s)) for s in range(start_ms, end, HOUR_MS))
     return {
         "v": VERSION,
         "start": start_ms,
         "end": end,
-        "agg": aggregates.merge(b for b in buckets if b),
+        "agg": state.hours(read, model_id, version, start_ms, end),
         "frozen": clock_ms >= end + cfg.reference_settle_ms,
     }
 
