@@ -1,11 +1,10 @@
 """The broker freezes for a minute while a worker drains a backlog: the worker must come back.
 
-This is the on-demand reproduction of the permanent stall: the broker is stopped with SIGSTOP
-(its connections stay open, nothing answers) while the worker has produce requests in flight,
-and kept stopped until the worker's checkpoint has timed out once.
-With Faust's default producer request timeout (1200 s) the checkpoint awaited its changelog
-send, and the revocation of the rebalance that follows awaited Faust's producer flush, for 20
-minutes: no progress, SIGTERM ignored. With `RUNWAY_PRODUCER_REQUEST_TIMEOUT_S` the request
+The broker is stopped with SIGSTOP (its connections stay open, nothing answers) while the
+worker has produce requests in flight, and kept stopped until a request of the worker has timed
+out. With Faust's default producer request timeout (1200 s) such a freeze could leave a worker
+awaiting its producer for 20 minutes (seen in one of four freezes on a large backlog:
+`tools/freeze_repro.sh`, docs/faust.md). With `RUNWAY_PRODUCER_REQUEST_TIMEOUT_S` the request
 fails after seconds, the checkpoint retries it, and the join ends exact.
 """
 
