@@ -1,6 +1,6 @@
 """The batch-view agent's body: read `joined`, drop replayed pairs, write Parquet, checkpoint.
 
-Offsets of `joined` are acked only after the files holding their rows are written and the
+Offsets of `joined` are committed only after the files holding their rows are written and the
 seen-ids state saying so is durable, so a crash replays into the same file names. A flush first
 records its offset range (the writer's intent); a worker that finds an intent beyond what its
 state covers replays to exactly that cut, so the interrupted flush is rewritten file for file

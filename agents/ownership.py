@@ -1,11 +1,11 @@
 """Which partitions a processor may apply records of, right now.
 
-Faust can hand an agent a record fetched before a rebalance after the rebalance began: the
-agent was waiting for the processor's lock while the revocation handler checkpointed. Applied
+A processor can be handed a record fetched before a rebalance after the rebalance began: it
+was waiting for the processor's lock while the revocation handler checkpointed. Applied
 then, it recreates the revoked partition's state from the local disk and writes a checkpoint
 into a changelog that the partition's new owner is writing too (a zombie write). So a record is
 applied only while no rebalance is under way and its partition was handed to this worker by the
-last completed one; anything else is dropped unacked, for the owner to read again.
+last completed one; anything else is dropped uncommitted, for the owner to read again.
 """
 
 from __future__ import annotations

@@ -87,7 +87,9 @@ class Settings(BaseSettings):
         description="Memtable size per partition RocksDB (Faust's default 64 MiB x 3 per DB).",
     )
     stream_buffer_maxsize: int = Field(
-        4096, description="Records Faust buffers per agent before it pauses fetching."
+        4096,
+        description="Records queued per input partition for a processor before that partition is "
+        "left out of the next fetches (at least 1,000).",
     )
     rocksdb_block_cache_bytes: int = Field(
         8 * 1024 * 1024, description="Block cache per partition RocksDB (Faust's default: 2 GiB)."

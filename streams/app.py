@@ -26,9 +26,8 @@ def create_app(settings: Settings) -> faust.App:
         # flush of a revocation, a hung worker that SIGTERM could not stop (docs/faust.md).
         producer_request_timeout=settings.producer_request_timeout_s,
         stream_buffer_maxsize=settings.stream_buffer_maxsize,
-        # Revocation must not wait for unacked events: the batch view holds its events until a
-        # flush (up to RUNWAY_BATCH_VIEW_MAX_AGE_S) and our revoke handler flushes them anyway;
-        # offsets are committed from checkpoint markers, not from Faust's acks.
+        # Revocation must not wait for Faust's unacked events: the inputs never enter Faust's
+        # streams (streams/runtime.py), and our revoke handler flushes what processors hold.
         stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,

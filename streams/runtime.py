@@ -75,7 +75,10 @@ class Runtime:
         self._bootstrap = bootstrap
         self._feeds: dict[str, Feed] = {}
         self._rebalance_began: float | None = None
-        app.transport.Consumer = FeedingConsumer  # type: ignore[misc]  # before it is built
+        # This app's consumer class, built before Faust builds the consumer: it feeds this
+        # runtime's feeds (one dict, filled by `feed`), not those of another app in the process.
+        consumer_class = type("FeedingConsumer", (FeedingConsumer,), {"feeds": self._feeds})
+        app.transport.Consumer = consumer_class  # type: ignore[misc]
 
     # -- records -------------------------------------------------------------------------
     def feed(self, topics: Iterable[str], max_records: int) -> Feed:
@@ -93,7 +96,6 @@ class Runtime:
                 acks=False,  # offsets are committed by checkpoints, not by Faust's acks
             )
         )
-        FeedingConsumer.feeds = self._feeds
         return feed
 
     def read_range(

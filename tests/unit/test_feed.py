@@ -233,7 +233,7 @@ class SeekingConsumer:
 
 @pytest.fixture
 def restore_feeding_consumer(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(FeedingConsumer, "feeds", {})  # Runtime.feed sets the class attribute
+    monkeypatch.setattr(FeedingConsumer, "feeds", {})  # the base class never feeds anything
 
 
 @pytest.mark.usefixtures("restore_feeding_consumer")
