@@ -24,6 +24,10 @@ from tables.transaction import PartitionTransaction
 
 log = logging.getLogger(__name__)
 
+# Joined pairs after which a fetch's outputs are sent at once rather than at the checkpoint: a
+# checkpoint then only waits for acknowledgements (a fetch of 100-event records joins thousands).
+SHIP_AFTER_PAIRS = 1_000
+
 
 class JoinProcessor(Processor):
     def __init__(
@@ -46,6 +50,7 @@ class JoinProcessor(Processor):
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
         max_events_per_s: float | None = None,
         derive: Callable[[PartitionTransaction, set[str]], None] | None = None,
+        ship_after: int = SHIP_AFTER_PAIRS,
     ) -> None:
         super().__init__(
             store=store,
@@ -73,6 +78,8 @@ class JoinProcessor(Processor):
         # Per partition, so that a partition going back to its checkpoint drops only its own.
         self._outputs: dict[int, list[tuple[str, bytes, bytes]]] = {}  # dead letters
         self._joined: dict[int, list[dict[str, Any]]] = {}
+        self._shipped: list[tuple[tuple[str, bytes, bytes], asyncio.Future[Any] | None]] = []
+        self._ship_after = ship_after
         self._models: dict[int, set[str]] = {}
         self._pending_events = 0
         self._fetch_events = 0
@@ -86,7 +93,7 @@ class JoinProcessor(Processor):
             await asyncio.sleep(events / self._max_rate)
 
     def _apply(self, part: PartitionState, message: Any) -> bool:
-        """Apply one record (a consumer record or a `RawRecord`); the checkpoint comes later."""
+        """Apply one record (a consumer record or a `RawRecord`); True when a checkpoint is due."""
         kind = self._kind_of[message.topic]
         good, bad = codec.decode_record(
             codec.SCHEMAS[kind], message.key, message.value, self._limits
@@ -118,7 +125,7 @@ class JoinProcessor(Processor):
         self._pending_events += len(good) + len(bad)
         self._fetch_events += len(good) + len(bad)
         self._telemetry.events(kind, len(good), len(bad))
-        return False
+        return self._due()  # checkpoints fall inside a fetch: a fetch may hold 100 k events
 
     async def tick(self) -> None:
         """Timer: wall-clock fallback for idle inputs, then a checkpoint if one is due."""
@@ -201,24 +208,66 @@ class JoinProcessor(Processor):
             self._joined.setdefault(partition, []).extend(fx.joined)
             self._telemetry.joined(len(fx.joined))
 
-    async def _send_outputs(self) -> None:
-        """Send the `joined` records and dead letters; emptied only once all are acknowledged.
+    async def _after_records(self) -> None:
+        if sum(len(pairs) for pairs in self._joined.values()) >= self._ship_after:
+            await self._ship()
 
-        A send that fails for good leaves them here (and the checkpoint undone): the worker
-        stops and its replacement replays the input, so a pair is never marked joined without
-        its record on `joined`. A retried send may put a record on `joined` twice; its readers
-        keep each pair once (by prediction_id).
-        """
+    def _pending_outputs(self) -> list[tuple[str, bytes, bytes]]:
+        """The `joined` records and dead letters produced since the last shipment, encoded."""
         outputs = [output for part in self._outputs.values() for output in part]
         joined = [pair for part in self._joined.values() for pair in part]
         for key, value in codec.encode_batches(
             joined, self._limits.max_events, lambda e: e["model_id"]
         ):
             outputs.append((self._joined_topic, key, value))
-        if outputs:
-            await self._retry(lambda: self._send_all(outputs), "outputs")
         self._outputs.clear()
         self._joined.clear()
+        return outputs
+
+    async def _ship(self, *, raising: bool = False) -> None:
+        """Send the outputs of the records applied so far, without waiting for their acks.
+
+        They travel while the next records are applied; the checkpoint waits for the
+        acknowledgements. Each output stays in `_shipped` until acknowledged (its future None
+        while it is still to be sent). `raising`: a send that fails raises (the checkpoint's
+        attempt fails); otherwise it is left to the checkpoint.
+        """
+        self._shipped.extend((output, None) for output in self._pending_outputs())
+        producer = self._producer()
+        for index, (output, future) in enumerate(self._shipped):
+            if future is not None:
+                continue
+            topic, key, value = output
+            try:
+                self._shipped[index] = (output, await producer.send(topic, value, key=key))
+            except Exception:
+                if raising:
+                    raise
+
+    async def _send_outputs(self) -> None:
+        """Step 1 of a checkpoint: every `joined` record and dead letter acknowledged.
+
+        None is forgotten before it is acknowledged: a send that fails is sent again by the
+        next attempt (the retry policy's, or the next checkpoint's). A send that fails for good
+        leaves them here (and the checkpoint undone): the worker stops and its replacement
+        replays the input, so a pair is never marked joined without its record on `joined`. A
+        record sent again may be on `joined` twice; its readers keep each pair once (by
+        prediction_id).
+        """
+        await self._retry(self._acknowledged, "outputs")
+        self._shipped.clear()
+
+    async def _acknowledged(self) -> None:
+        await self._ship(raising=True)
+        errors = []
+        for index, (output, future) in enumerate(self._shipped):
+            try:
+                await future  # type: ignore[misc]  # every one was sent by the line above
+            except Exception as exc:  # noqa: BLE001 - to be sent again; the first one raised
+                self._shipped[index] = (output, None)
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _discard(self, partition: int) -> None:
         self._outputs.pop(partition, None)

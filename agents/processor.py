@@ -27,6 +27,8 @@ from tables.checkpoint import CheckpointStore, PartitionState
 
 log = logging.getLogger(__name__)
 
+YIELD_EVERY = 16  # records applied between two turns of the event loop (a fetch can be 1,000s)
+
 
 class Fetch(Protocol):
     @property
@@ -91,7 +93,9 @@ class Processor:
                 self._on_refused(len(records))
                 return
             part = self._partition(partition)
-            for record in records:
+            for index, record in enumerate(records):
+                if index % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # timers and the consumer run between records
                 if part.already_applied(topic, record.offset):
                     continue
                 if self._continuity.is_next(part, record):
@@ -102,6 +106,7 @@ class Processor:
                         pass
                 await self._apply_in_order(part.partition, record)
                 part = self._partition(partition)
+            await self._after_records()
         await self._after_fetch()
 
     async def _apply_in_order(self, partition: int, record: Any) -> None:
@@ -186,6 +191,7 @@ class Processor:
         async with self._lock:
             self.ownership.revoked(partitions)
             await self._flush()
+            await self.store.settle()
             self.store.forget(partitions)
             self._forget(partitions)
 
@@ -209,6 +215,9 @@ class Processor:
     async def _flush(self) -> None:
         """Make what was applied durable (the lock is held)."""
         raise NotImplementedError
+
+    async def _after_records(self) -> None:
+        """After a fetch was applied, with the lock held (start sending what it produced)."""
 
     async def _after_fetch(self) -> None:
         """After a fetch was applied, outside the lock (a due checkpoint, a rate limit)."""

@@ -93,6 +93,7 @@ class CheckpointStore:
         self._commit = commit
         self._retry = retry
         self.partitions: dict[int, PartitionState] = {}
+        self._committing: asyncio.Future[Any] | None = None
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
@@ -144,7 +145,8 @@ class CheckpointStore:
            (input offsets applied, stream time). Kafka appends a batch atomically.
         3. Once acknowledged: the local RocksDB in one WriteBatch, with Faust's persisted
            changelog offset, and the transaction reset.
-        4. The group's offsets, from the markers.
+        4. The group's offsets, from the markers (sent here, awaited by the next checkpoint or
+           the revocation: see `settle`).
 
         Each Kafka step is retried (`retry`) on retriable errors; a step that fails for good
         raises, the worker stops, and nothing of this checkpoint is taken as done: a crash
@@ -189,9 +191,20 @@ class CheckpointStore:
             for topic, offset in part.applied.items():
                 offsets[(topic, part.partition)] = offset + 1
         # The marker is the truth of what the state holds, so the group's offsets are committed
-        # from it directly (never through Faust's acks).
-        await self._retry(lambda: self._commit(offsets), "commit")
+        # from it directly (never through Faust's acks). Commits go in order, each after the
+        # previous one, while the next records are applied: nothing waits on them but the next
+        # checkpoint and a revocation (`settle`); a commit that fails for good fails those.
+        await self.settle()
+        self._committing = asyncio.ensure_future(
+            self._retry(lambda: self._commit(offsets), "commit")
+        )
         return acked
+
+    async def settle(self) -> None:
+        """Wait for the last checkpoint's commit (its error, if any, is raised here)."""
+        committing, self._committing = self._committing, None
+        if committing is not None:
+            await committing
 
     async def _send_retrying(
         self, part: PartitionState, changes: list[tuple[bytes, bytes | None]]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from agents.continuity import Continuity
 from agents.join import JoinProcessor
@@ -85,11 +86,10 @@ def build_inputs(with_poison: bool) -> tuple[Inputs, list[tuple[str, list[Any]]]
     return inputs, fetches
 
 
-async def run(root: Path, with_poison: bool) -> tuple[Disk, FakeKafka, JoinProcessor]:
-    faults = Faults()
-    kafka = FakeKafka(faults, partitions=1)
+def processor(
+    root: Path, inputs: Inputs, faults: Faults, kafka: FakeKafka, ship_after: int = 1_000
+) -> tuple[Disk, JoinProcessor]:
     disk = Disk(root, faults)
-    inputs, fetches = build_inputs(with_poison)
     join = JoinProcessor(
         store=CheckpointStore(
             changelog_topic="changelog",
@@ -117,7 +117,16 @@ async def run(root: Path, with_poison: bool) -> tuple[Disk, FakeKafka, JoinProce
         ownership=Ownership(lambda: False),
         continuity=Continuity(inputs.read, inputs.earliest),
         wall_clock_ms=lambda: T0,
+        ship_after=ship_after,
     )
+    return disk, join
+
+
+async def run(root: Path, with_poison: bool) -> tuple[Disk, FakeKafka, JoinProcessor]:
+    faults = Faults()
+    kafka = FakeKafka(faults, partitions=1)
+    inputs, fetches = build_inputs(with_poison)
+    disk, join = processor(root, inputs, faults, kafka)
     await join.on_assigned({0})
     first, *rest = fetches
     await join.process(first[0], 0, first[1])
@@ -160,3 +169,34 @@ async def test_a_record_that_fails_halfway_leaves_no_trace_and_is_dead_lettered(
 
     expected = {f"m-{i}" for i in (*range(0, 5), *range(11, 15))}
     assert joined_ids(kafka) == joined_ids(clean_kafka) == expected
+
+
+async def test_outputs_sent_early_are_sent_again_when_their_send_failed(tmp_path: Path) -> None:
+    """With `ship_after=1` each fetch's pairs are sent at once; a send whose ack fails is sent
+    again by the checkpoint (which fails first, having no retry policy), and none is lost."""
+    from aiokafka.errors import KafkaTimeoutError
+
+    faults = Faults()
+    kafka = FakeKafka(faults, partitions=1)
+    inputs, fetches = build_inputs(with_poison=False)
+    _, join = processor(tmp_path, inputs, faults, kafka, ship_after=1)
+    await join.on_assigned({0})
+    outcomes = fetches.pop()  # outcomes first: the predictions' fetches then join and ship
+    await join.process(outcomes[0], 0, outcomes[1])
+    faults.arm("output", KafkaTimeoutError("fake: ack lost"), nth=1, at="ack")
+    for topic, records in fetches:
+        await join.process(topic, 0, records)
+    assert faults.calls["output"] == len(fetches)  # sent before any checkpoint
+
+    with pytest.raises(KafkaTimeoutError):
+        await join.checkpoint()
+    await join.checkpoint()  # sends the failed one again
+
+    joined = [
+        event["prediction_id"]
+        for _, value in kafka.values("joined")
+        if value is not None
+        for event in orjson.loads(value)
+    ]
+    expected = {f"m-{i}" for i in (*range(0, 5), *range(11, 15))}
+    assert sorted(joined) == sorted(expected)  # each once: the lost one sent again, no other
