@@ -145,3 +145,14 @@ def read_parquet(root: Path) -> list[dict[str, Any]]:
         return []
     dataset = ds.dataset(str(root), format="parquet", partitioning="hive")
     return dataset.to_table().to_pylist()
+
+
+def safety_nets_used(logs: Iterable[Path]) -> tuple[list[str], list[str]]:
+    """The WARNING lines of the two safety nets in worker logs: holes filled, watchdog seeks.
+
+    Both must stay empty: each one is a record the consumer failed to hand over.
+    """
+    lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
+    holes = [line for line in lines if "were skipped by the consumer" in line]
+    seeks = [line for line in lines if "progress watchdog:" in line]
+    return holes, seeks

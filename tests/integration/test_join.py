@@ -22,6 +22,7 @@ from tests.integration.harness import (
     group_caught_up,
     read_parquet,
     read_topic,
+    safety_nets_used,
     send_records,
     wait_for,
 )
@@ -213,13 +214,7 @@ async def test_join_survives_sigkill_and_rebalance(
             helper.stop()
     assert kills >= 5
     # The storm's logs (every worker of it): no hole to fill, no stalled partition to seek.
-    lines = [
-        line
-        for log in storm_dir.glob("*.log")
-        for line in log.read_text(errors="replace").splitlines()
-    ]
-    holes = [line for line in lines if "were skipped by the consumer" in line]
-    seeks = [line for line in lines if "progress watchdog:" in line]
+    holes, seeks = safety_nets_used(storm_dir.glob("*.log"))
     print(f"storm: {kills} kills, {len(holes)} holes filled, {len(seeks)} watchdog seeks")
     assert (holes, seeks) == ([], [])
     rename = {k.replace(settings.app_id, storm.app_id, 1): v for k, v in reference.items()}

@@ -16,7 +16,7 @@ import pytest
 from config.settings import Settings
 from stack.topics import ensure_topics
 from tests.integration import dataset
-from tests.integration.harness import Worker, send_records, wait_for
+from tests.integration.harness import Worker, safety_nets_used, send_records, wait_for
 from tests.integration.test_join import (
     check_everything,
     own_redis_prefix,
@@ -65,13 +65,7 @@ async def test_group_grows_and_shrinks_under_a_backlog(settings: Settings, tmp_p
         first.stop()
         for worker in others:
             worker.stop()
-    lines = [
-        line
-        for log in tmp_path.glob("*.log")
-        for line in log.read_text(errors="replace").splitlines()
-    ]
-    holes = [line for line in lines if "were skipped by the consumer" in line]
-    seeks = [line for line in lines if "progress watchdog:" in line]
+    holes, seeks = safety_nets_used(tmp_path.glob("*.log"))
     assert (holes, seeks) == ([], [])
 
 
