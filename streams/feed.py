@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 
@@ -46,6 +46,7 @@ class Feed:
         self._room.set()
         self._clock = 0  # bumped by every reset: tells a fetch that began before it
         self._reset_at: dict[Partition, int] = {}
+        self._expected: dict[Partition, int] = {}  # where a reset said reading resumes
         self.delivered = 0  # records put since start (for the watchdog and /health)
 
     def started(self) -> int:
@@ -53,15 +54,22 @@ class Feed:
         return self._clock
 
     def put(self, tp: Partition, records: Sequence[Any], started: int) -> bool:
-        """Queue one fetch's records of `tp`; False when `tp` was reset since `started`.
+        """Queue one fetch's records of `tp`; False when they belong to an abandoned position.
 
-        Records fetched before a reset come from the position the reset abandoned: the seek
-        that follows the reset reads them again, in order.
+        A fetch in flight across a reset of `tp` read from the position the reset abandoned,
+        unless its records reach the position the reset named (`reset(..., positions)`): those
+        are kept from that position on (the ones below are already in the state). The others
+        are refused: the seek that goes with the reset reads them again, in order.
         """
         if not records:
             return True
         if self._reset_at.get(tp, -1) > started:
-            return False
+            expected = self._expected.get(tp)
+            if expected is None or records[0].offset > expected:
+                return False
+            records = [record for record in records if record.offset >= expected]
+            if not records:
+                return True
         self._queue.append(Fetch(tp, records))
         waiting = self._waiting[tp] = self._waiting.get(tp, 0) + len(records)
         self.delivered += len(records)
@@ -94,17 +102,24 @@ class Feed:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._room.wait(), timeout)
 
-    def reset(self, tps: Iterable[Partition]) -> None:
-        """Forget what is queued of `tps`: they are about to be read again from elsewhere.
+    def reset(
+        self, tps: Iterable[Partition], positions: Mapping[Partition, int] | None = None
+    ) -> None:
+        """Forget what is queued of `tps`: they are about to be read again from `positions`.
 
-        Call it right before seeking them, and again once the seek took effect, so that a fetch
-        in flight across either is refused (`put` returns False).
+        Call it right before seeking them (or before Faust seeks them to the offsets just
+        committed), and again once the seek took effect. A fetch in flight across either keeps
+        only records from the named position on (`put`); without a position, none.
         """
         self._clock += 1
         drop = set(tps)
         for tp in drop:
             self._reset_at[tp] = self._clock
             self._waiting.pop(tp, None)
+            if positions is not None and tp in positions:
+                self._expected[tp] = positions[tp]
+            else:
+                self._expected.pop(tp, None)
         self._queue = deque(f for f in self._queue if f.tp not in drop)
         if not self.held():
             self._room.set()

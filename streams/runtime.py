@@ -112,24 +112,26 @@ class Runtime:
         """
         if not offsets:
             return
-        tps = [Partition(t, p) for t, p in offsets]
-        for tp in tps:
-            feed = self._feeds.get(tp.topic)
-            if feed is not None:
-                feed.reset([tp])
+        self.forget(offsets, offsets)
         consumer: Any = self._app.consumer
         await consumer.seek_wait({TP(t, p): o for (t, p), o in offsets.items()})
-        for tp in tps:
-            feed = self._feeds.get(tp.topic)
-            if feed is not None:
-                feed.reset([tp])
+        self.forget(offsets, offsets)
 
-    def forget(self, tps: Iterable[tuple[str, int]]) -> None:
-        """Drop queued records of partitions (revoked, or about to be re-read from a seek)."""
+    def forget(
+        self,
+        tps: Iterable[tuple[str, int]],
+        positions: Mapping[tuple[str, int], int] | None = None,
+    ) -> None:
+        """Drop queued records of partitions about to be read again from `positions` (or,
+        without one, revoked): a fetch in flight keeps only what starts at the position."""
+        by_feed: dict[int, tuple[Feed, list[Partition]]] = {}
         for topic, partition in tps:
             feed = self._feeds.get(topic)
             if feed is not None:
-                feed.reset([Partition(topic, partition)])
+                by_feed.setdefault(id(feed), (feed, []))[1].append(Partition(topic, partition))
+        named = {Partition(t, p): o for (t, p), o in (positions or {}).items()}
+        for feed, parts in by_feed.values():
+            feed.reset(parts, named)
 
     # -- group -----------------------------------------------------------------------------
     def rebalancing(self) -> bool:

@@ -258,8 +258,9 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         for processor, feed in processors:
             owned = {p for t, p in assignment if t in feed.topics}
             await processor.on_assigned(owned)
-            runtime.forget((t, p) for t, p in assignment if t in feed.topics)
-            await runtime.commit(processor.resume_offsets())
+            resume = processor.resume_offsets()
+            runtime.forget([(t, p) for t, p in assignment if t in feed.topics], resume)
+            await runtime.commit(resume)
 
     async def revoked(tps: set[tuple[str, int]]) -> None:
         for processor, feed in processors:

@@ -333,3 +333,21 @@ async def test_with_every_partition_held_the_consumer_waits_for_room_instead_of_
     assert not fetching.done()  # waiting for room
     await feed.get()
     assert await asyncio.wait_for(fetching, 5) == {}
+
+
+def test_a_fetch_in_flight_across_a_reset_keeps_what_starts_where_reading_resumes() -> None:
+    """The group's first fetch after a rebalance often began before it (a long poll on an
+    empty partition) and returns the first records of the position the reset names: they
+    are the ones to apply, and the consumer has moved past them, so refusing them loses them.
+    Records from elsewhere (an abandoned position ahead) are refused; below it, trimmed."""
+    feed = Feed(["in"], max_records=100)
+    started = feed.started()
+    feed.reset([A, B], {A: 0, B: 5})
+    assert feed.put(A, records(A, 0, 1, 2), started)  # resumes exactly here: kept
+    assert not feed.put(B, records(B, 9, 10), started)  # an abandoned position: refused
+    assert feed.put(B, records(B, 3, 4, 5, 6), started)  # from 5 on: kept
+    assert [r.offset for r in feed._queue[0].records] == [0, 1, 2]
+    assert [r.offset for r in feed._queue[1].records] == [5, 6]
+    revoked_started = feed.started()
+    feed.reset([A])  # no position: revoked, nothing in flight is kept
+    assert not feed.put(A, records(A, 3), revoked_started - 1)
