@@ -22,6 +22,7 @@ class StalenessConfig:
     windows: tuple[Window, ...] = tuple(parse_windows("1h,24h"))
     reference_window_ms: int = DAY_MS
     reference_settle_ms: int = DAY_MS
+    lookback_ms: int = 7 * DAY_MS  # how far back a version's first prediction is looked for
     min_labels: int = 200
     min_label_coverage: float = 0.1
     min_predictions: int = 500
@@ -61,4 +62,5 @@ def from_settings(settings: Settings) -> StalenessConfig:
         warning_score=settings.staleness_warning_score,
         stale_score=settings.staleness_stale_score,
         heartbeat_interval_ms=settings.staleness_heartbeat_interval_ms,
+        lookback_ms=settings.staleness_reference_lookback_ms,
     )

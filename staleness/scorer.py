@@ -22,13 +22,13 @@ from typing import Any
 
 from staleness.config import StalenessConfig
 from staleness.inputs import VersionFacts, current_version, staleness_inputs
-from staleness.reference import DEFAULT_LOOKBACK_MS, Reader, reference_key, refresh_reference
+from staleness.reference import Reader, reference_key, refresh_reference
 from staleness.verdict import Verdict, judge
 from tables import keys
 
 
 def references_to_store(
-    read: Reader, model_id: str, cfg: StalenessConfig, lookback_ms: int = DEFAULT_LOOKBACK_MS
+    read: Reader, model_id: str, cfg: StalenessConfig, lookback_ms: int | None = None
 ) -> list[tuple[bytes, dict[str, Any]]]:
     """(key, value) of every reference record of the model that is new or changed."""
     info = read(keys.model(model_id))
@@ -36,7 +36,9 @@ def references_to_store(
         return []
     out = []
     for version in info["versions"]:
-        record = refresh_reference(read, model_id, version, info["clock"], cfg, lookback_ms)
+        record = refresh_reference(
+            read, model_id, version, info["clock"], cfg, lookback_ms or cfg.lookback_ms
+        )
         if record is not None:
             out.append((reference_key(model_id, version), record))
     return out
@@ -48,7 +50,7 @@ def score_model(
     cfg: StalenessConfig,
     now_ms: int | None = None,
     facts: VersionFacts | None = None,
-    lookback_ms: int = DEFAULT_LOOKBACK_MS,
+    lookback_ms: int | None = None,
     facts_for: Callable[[str], VersionFacts | None] | None = None,
 ) -> tuple[str, Verdict] | None:
     """The judged version and its verdict at `now_ms` (default: the model's clock).
@@ -65,7 +67,13 @@ def score_model(
         version = current_version(read, model_id, info["versions"], shortest, at)
         facts = facts_for(version) if version is not None else None
     signals = staleness_inputs(
-        read, model_id, at, cfg, version=version, facts=facts, lookback_ms=lookback_ms
+        read,
+        model_id,
+        at,
+        cfg,
+        version=version,
+        facts=facts,
+        lookback_ms=lookback_ms or cfg.lookback_ms,
     )
     if signals is None:
         return None
