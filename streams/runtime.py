@@ -40,8 +40,10 @@ class FeedingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer; fetched records of fed topics go to their `Feed`, whole."""
 
     feeds: Mapping[str, Feed] = {}
+    fetches = 0  # calls of `_getmany` (the watchdog tells a busy fetch loop from a stalled one)
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
+        type(self).fetches += 1
         feeds = self.feeds
         if not feeds or active_partitions is None:
             return await super()._getmany(active_partitions, timeout)
@@ -77,8 +79,10 @@ class Runtime:
         self._rebalance_began: float | None = None
         # This app's consumer class, built before Faust builds the consumer: it feeds this
         # runtime's feeds (one dict, filled by `feed`), not those of another app in the process.
-        consumer_class = type("FeedingConsumer", (FeedingConsumer,), {"feeds": self._feeds})
-        app.transport.Consumer = consumer_class  # type: ignore[misc]
+        self._consumer_class: type[FeedingConsumer] = type(
+            "FeedingConsumer", (FeedingConsumer,), {"feeds": self._feeds}
+        )
+        app.transport.Consumer = self._consumer_class  # type: ignore[misc]
 
     # -- records -------------------------------------------------------------------------
     def feed(self, topics: Iterable[str], max_records: int) -> Feed:
@@ -132,6 +136,10 @@ class Runtime:
         named = {Partition(t, p): o for (t, p), o in (positions or {}).items()}
         for feed, parts in by_feed.values():
             feed.reset(parts, named)
+
+    def fetches(self) -> int:
+        """How many fetches the group's consumer has made (whatever they brought)."""
+        return self._consumer_class.fetches
 
     # -- group -----------------------------------------------------------------------------
     def rebalancing(self) -> bool:

@@ -5,8 +5,10 @@ is known any more that leaves a partition with records waiting and none delivere
 is there to notice one if it exists, say so, and recover. Every seek is a WARNING line and a count
 in `runway_watchdog_seeks_total`: in a healthy run both stay at zero.
 
-Rule: when no record has reached the feeds for `idle_ticks` ticks, no processor has a fetch in
-hand (one may take seconds under a rate limit), no rebalance is under way, and
+Rule: when no record has reached the feeds for `idle_ticks` ticks although the consumer kept
+fetching (Faust's fetch loop also applies standby changelogs, which can hold it for seconds:
+that is slowness, and a seek would not help), no processor has a fetch in hand (one may take
+seconds under a rate limit), no rebalance is under way, and
 an owned input partition's end offset is past the state's marker while nothing of it waits in
 its feed, the partition is stalled: seek it to the marker (input below is skipped anyway).
 """
@@ -50,12 +52,15 @@ class Watchdog:
         delivered: Callable[[], int],
         waiting: Callable[[tuple[str, int]], int],
         on_seek: Callable[[], object] = lambda: None,
+        fetched: Callable[[], int] | None = None,
         idle_ticks: int = 3,
     ) -> None:
         self._runtime = runtime
         self._processors = list(processors)
         self._delivered = delivered
         self._waiting = waiting
+        self._fetched = fetched
+        self._seen_fetched = -1
         self._on_seek = on_seek
         self._idle_ticks = idle_ticks
         self._idle = 0
@@ -65,8 +70,13 @@ class Watchdog:
     async def tick(self) -> dict[tuple[str, int], int]:
         """One look (every second); returns the seeks it issued."""
         delivered = self._delivered()
-        self._idle = self._idle + 1 if delivered == self._seen else 0
-        self._seen = delivered
+        fetched = self._fetched() if self._fetched is not None else self._seen_fetched + 1
+        if delivered != self._seen:
+            self._idle = 0
+        elif fetched != self._seen_fetched:
+            self._idle += 1  # the consumer fetched and brought none of the waiting records
+        # else: the fetch loop is busy elsewhere (standby changelogs): slow, not stalled
+        self._seen, self._seen_fetched = delivered, fetched
         if self._runtime.rebalancing() or any(p.busy for p in self._processors):
             self._idle = 0  # the count starts again once the group is settled and all idle
             return {}

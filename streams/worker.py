@@ -246,6 +246,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         delivered=lambda: sum(feed.delivered for feed in feeds),
         waiting=lambda tp: sum(feed.waiting(tp) for feed in feeds),
         on_seek=telemetry.watchdog_seeks.inc,
+        fetched=runtime.fetches,
     )
 
     @app.timer(interval=1.0)

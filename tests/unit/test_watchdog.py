@@ -282,3 +282,23 @@ async def test_the_idle_count_starts_again_after_a_rebalance() -> None:
     assert await w.ticks(2) == [{}, {}]
     assert w.runtime.seeks == []
     assert await w.watchdog.tick() == {IN0: 5}  # still stalled 3 settled ticks later
+
+
+async def test_a_fetch_loop_busy_elsewhere_is_slow_not_stalled() -> None:
+    """Faust's fetch loop also applies standby changelogs: while it does, no fetch is made and
+    nothing is delivered. Only ticks in which the consumer fetched count as idle."""
+    fetches = [0]
+    runtime = FakeRuntime({IN0}, {IN0: 9})
+    watchdog = Watchdog(
+        runtime=runtime,
+        processors=[FakeProcessor({IN0: 5})],
+        delivered=lambda: 0,
+        waiting=lambda tp: 0,
+        fetched=lambda: fetches[0],
+    )
+    for _ in range(10):  # no fetch at all: busy elsewhere
+        assert await watchdog.tick() == {}
+    for _ in range(3):  # fetches that bring nothing
+        fetches[0] += 1
+        result = await watchdog.tick()
+    assert result == {IN0: 5}
