@@ -84,12 +84,13 @@ class Feed:
             self._ready.clear()
             await self._ready.wait()
         fetch = self._queue.popleft()
-        left = self._waiting[fetch.tp] - len(fetch.records)
+        before = self._waiting[fetch.tp]
+        left = before - len(fetch.records)
         if left:
             self._waiting[fetch.tp] = left
         else:
             del self._waiting[fetch.tp]
-        if not self.held():
+        if before >= self._max_records > left:  # this partition may be fetched again
             self._room.set()
         return fetch
 
@@ -99,6 +100,9 @@ class Feed:
 
     async def wait_room(self, timeout: float) -> None:
         """Wait until some held partition was drained, at most `timeout` seconds."""
+        if len(self.held()) < len(self._waiting) or not self._waiting:
+            return  # some partition is not held (or none is): nothing to wait for
+        self._room.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._room.wait(), timeout)
 
@@ -121,8 +125,7 @@ class Feed:
             else:
                 self._expected.pop(tp, None)
         self._queue = deque(f for f in self._queue if f.tp not in drop)
-        if not self.held():
-            self._room.set()
+        self._room.set()
 
     def waiting(self, tp: Partition) -> int:
         return self._waiting.get(tp, 0)

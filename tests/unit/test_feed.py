@@ -351,3 +351,15 @@ def test_a_fetch_in_flight_across_a_reset_keeps_what_starts_where_reading_resume
     revoked_started = feed.started()
     feed.reset([A])  # no position: revoked, nothing in flight is kept
     assert not feed.put(A, records(A, 3), revoked_started - 1)
+
+
+async def test_wait_room_returns_when_one_of_several_held_partitions_is_drained() -> None:
+    feed = Feed(["in"], max_records=2)
+    feed.put(A, records(A, 0, 1), feed.started())
+    feed.put(B, records(B, 0, 1), feed.started())
+    assert feed.held() == {A, B}
+    waiting = await parked(feed.wait_room(60))
+    assert not waiting.done()
+    await feed.get()  # A drained; B still held
+    await asyncio.wait_for(waiting, 5)  # long before its own 60 s timeout
+    assert feed.held() == {B}
