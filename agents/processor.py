@@ -191,7 +191,6 @@ class Processor:
         async with self._lock:
             self.ownership.revoked(partitions)
             await self._flush()
-            await self.store.settle()
             self.store.forget(partitions)
             self._forget(partitions)
 

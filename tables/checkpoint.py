@@ -15,6 +15,7 @@ changelog record per changed key per checkpoint (docs/faust.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -94,6 +95,7 @@ class CheckpointStore:
         self._retry = retry
         self.partitions: dict[int, PartitionState] = {}
         self._committing: asyncio.Future[Any] | None = None
+        self._commit_error: BaseException | None = None
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
@@ -145,8 +147,7 @@ class CheckpointStore:
            (input offsets applied, stream time). Kafka appends a batch atomically.
         3. Once acknowledged: the local RocksDB in one WriteBatch, with Faust's persisted
            changelog offset, and the transaction reset.
-        4. The group's offsets, from the markers (sent here, awaited by the next checkpoint or
-           the revocation: see `settle`).
+        4. The group's offsets, from the markers (in order, in the background: see below).
 
         Each Kafka step is retried (`retry`) on retriable errors; a step that fails for good
         raises, the worker stops, and nothing of this checkpoint is taken as done: a crash
@@ -192,19 +193,40 @@ class CheckpointStore:
                 offsets[(topic, part.partition)] = offset + 1
         # The marker is the truth of what the state holds, so the group's offsets are committed
         # from it directly (never through Faust's acks). Commits go in order, each after the
-        # previous one, while the next records are applied: nothing waits on them but the next
-        # checkpoint and a revocation (`settle`); a commit that fails for good fails those.
-        await self.settle()
-        self._committing = asyncio.ensure_future(
-            self._retry(lambda: self._commit(offsets), "commit")
-        )
+        # previous one, while the next records are applied. Nothing awaits them: a commit in
+        # flight when a rebalance begins finishes only after the rebalance, which waits for
+        # the revocation's checkpoint, so waiting here would deadlock. A commit that failed for
+        # good fails the next checkpoint (the marker stays the truth either way).
+        self._raise_commit_error()
+        previous = self._committing
+
+        async def commit_in_order() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):  # its error is recorded by its callback
+                    await previous
+            await self._retry(lambda: self._commit(offsets), "commit")
+
+        self._committing = asyncio.ensure_future(commit_in_order())
+        self._committing.add_done_callback(self._record_commit_error)
         return acked
 
     async def settle(self) -> None:
-        """Wait for the last checkpoint's commit (its error, if any, is raised here)."""
-        committing, self._committing = self._committing, None
+        """Wait for the commits in flight (tests, shutdown); raise the error of a failed one."""
+        committing = self._committing
         if committing is not None:
-            await committing
+            with contextlib.suppress(Exception):
+                await committing
+        self._raise_commit_error()
+
+    def _record_commit_error(self, task: asyncio.Future[Any]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._commit_error = task.exception()
+            log.warning("committing offsets failed: %r", self._commit_error)
+
+    def _raise_commit_error(self) -> None:
+        error, self._commit_error = self._commit_error, None
+        if error is not None:
+            raise error
 
     async def _send_retrying(
         self, part: PartitionState, changes: list[tuple[bytes, bytes | None]]
