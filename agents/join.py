@@ -287,8 +287,3 @@ class JoinProcessor(Processor):
             (self._dead_letter_topic, record.key or b"", envelope)
         )
         self._telemetry.events(self._kind_of[record.topic], 0, 1)
-
-    async def _send_all(self, outputs: list[tuple[str, bytes, bytes]]) -> None:
-        producer = self._producer()
-        futures = [await producer.send(topic, value, key=key) for topic, key, value in outputs]
-        await asyncio.gather(*futures)

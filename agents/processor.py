@@ -63,7 +63,6 @@ class Processor:
         self.received = 0  # records handed to this processor (watchdog, /health)
         self.applied = 0  # records applied (not skipped, not refused)
         self.progressed_at = monotonic()  # last record applied or checkpoint completed
-        self.checkpointed_at = monotonic()
         self.dirty_since: float | None = None  # oldest record applied and not yet durable
         self._failed: dict[tuple[str, int, int], str] = {}  # records to reject, by position
         self._rewound: set[int] = set()  # partitions reading their rewound range again
@@ -174,7 +173,7 @@ class Processor:
         """
         now = self._monotonic()
         if events:
-            self.checkpointed_at = self.progressed_at = now
+            self.progressed_at = now
         if not any(p.dirty for p in self.store.partitions.values()):
             self.dirty_since = None
 

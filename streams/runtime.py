@@ -77,6 +77,7 @@ class Runtime:
         self._bootstrap = bootstrap
         self._feeds: dict[str, Feed] = {}
         self._rebalance_began: float | None = None
+        self._handlers: list[Callable[..., Awaitable[None]]] = []
         # This app's consumer class, built before Faust builds the consumer: it feeds this
         # runtime's feeds (one dict, filled by `feed`), not those of another app in the process.
         self._consumer_class: type[FeedingConsumer] = type(
@@ -231,7 +232,7 @@ class Runtime:
             self._rebalance_began = None
 
         self._app.on_rebalance_complete.connect(complete)  # type: ignore[arg-type]
-        self._handlers = [*getattr(self, "_handlers", []), complete]  # signals hold weak refs
+        self._handlers.append(complete)  # the signal holds a weak reference
 
     def on_revoked(self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]) -> None:
         async def revoked(sender: Any, revoked: set[Any], **kwargs: Any) -> None:
@@ -240,7 +241,7 @@ class Runtime:
             await handler({(tp.topic, tp.partition) for tp in revoked})
 
         self._app.on_partitions_revoked.connect(revoked)  # type: ignore[arg-type]
-        self._handlers = [*getattr(self, "_handlers", []), revoked]
+        self._handlers.append(revoked)
 
     @staticmethod
     def fatal(message: str) -> None:

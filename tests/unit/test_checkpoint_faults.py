@@ -22,6 +22,7 @@ record). The marker (input offsets applied, stream time, sides) is compared like
 
 from __future__ import annotations
 
+import asyncio
 import random
 import tempfile
 from collections import Counter, defaultdict
@@ -543,7 +544,12 @@ class _EmptiesBeforeSending(JoinProcessor):
         for key, value in codec.encode_batches(joined, LIMITS.max_events, lambda e: e["model_id"]):
             outputs.append((self._joined_topic, key, value))
         if outputs:
-            await self._retry(lambda: self._send_all(outputs), "outputs")
+            await self._retry(lambda: self._send_each(outputs), "outputs")
+
+    async def _send_each(self, outputs: list[tuple[str, bytes, bytes]]) -> None:
+        producer = self._producer()
+        futures = [await producer.send(topic, value, key=key) for topic, key, value in outputs]
+        await asyncio.gather(*futures)
 
 
 async def test_the_retry_check_catches_outputs_emptied_before_they_are_sent(
