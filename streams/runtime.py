@@ -172,16 +172,23 @@ class Runtime:
             return True
         thread: Any = self._app.consumer._thread  # type: ignore[attr-defined]
         consumer = thread._ensure_consumer()
-        assigned = consumer.assignment()
-        wanted = {
-            TopicPartition(t, p): OffsetAndMetadata(o, "")
-            for (t, p), o in offsets.items()
-            if TopicPartition(t, p) in assigned
-        }
-        if not wanted:
-            return False
 
         async def commit() -> bool:
+            # Checked in the consumer's own thread, right before the request is built: a
+            # commit sent with the old generation after this member has rejoined gets
+            # ILLEGAL_GENERATION, and aiokafka then resets the *new* generation and member id
+            # mid-join, so the member syncs as generation -1 and rejoins again, forever (the
+            # group never settled while commits from revocation checkpoints were in flight).
+            if not _stable(consumer):
+                return False  # the next owner commits the marker at its assignment
+            assigned = consumer.assignment()
+            wanted = {
+                TopicPartition(t, p): OffsetAndMetadata(o, "")
+                for (t, p), o in offsets.items()
+                if TopicPartition(t, p) in assigned
+            }
+            if not wanted:
+                return False
             try:
                 await consumer.commit(wanted)
             except CommitFailedError:
@@ -253,6 +260,16 @@ class Runtime:
         log.critical("worker stopping: %s", message)
         logging.shutdown()
         os._exit(EXIT_FATAL)
+
+
+def _stable(consumer: Any) -> bool:
+    """The member holds a settled generation: no rejoin requested or under way."""
+    coordinator = consumer._coordinator
+    if coordinator is None:
+        return False
+    return not (
+        consumer._subscription.reassignment_in_progress or coordinator._rejoin_needed_fut.done()
+    )
 
 
 def is_retriable(exc: BaseException) -> bool:
