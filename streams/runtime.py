@@ -109,17 +109,25 @@ class Runtime:
         """Records [start, end) of a partition, read with a consumer outside the group."""
         return read_range(self._bootstrap, topic, partition, start, end)
 
-    async def seek(self, offsets: Mapping[tuple[str, int], int]) -> None:
+    async def seek(
+        self, offsets: Mapping[tuple[str, int], int], *, unless_revoked: bool = False
+    ) -> None:
         """Move the group consumer's position; queued records of those partitions are dropped.
 
         The seek runs in the consumer's own thread: one from this loop raced aiokafka's
-        fetcher (KeyError in `fetched_records`).
+        fetcher (KeyError in `fetched_records`). `unless_revoked`: a partition no longer
+        assigned (another rebalance came first) is not an error; that rebalance seeks again.
         """
         if not offsets:
             return
         self.forget(offsets, offsets)
         consumer: Any = self._app.consumer
-        await consumer.seek_wait({TP(t, p): o for (t, p), o in offsets.items()})
+        try:
+            await consumer.seek_wait({TP(t, p): o for (t, p), o in offsets.items()})
+        except (IllegalStateError, AssertionError) as exc:
+            if not unless_revoked:
+                raise
+            log.info("seek skipped, partitions revoked meanwhile: %r", exc)
         self.forget(offsets, offsets)
 
     def forget(

@@ -255,13 +255,21 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
 
     async def assigned(assignment: set[tuple[str, int]]) -> None:
         """After recovery, before the streams resume: each processor learns what it owns,
-        and the group's offsets are set to the state's markers, where Faust then seeks."""
+        the group's offsets are set to the state's markers, and the consumer seeks there.
+
+        The seek is ours, not left to Faust's "seek to committed": aiokafka's
+        `seek_to_committed` skips a committed offset of 0, and the records fetched during
+        recovery have just been dropped with the reset, so a partition whose marker is 0
+        kept its position past them and was never read again (a stall only the watchdog
+        ended). The commit may also be skipped (another rebalance already requested).
+        """
         for processor, feed in processors:
             owned = {p for t, p in assignment if t in feed.topics}
             await processor.on_assigned(owned)
             resume = processor.resume_offsets()
             runtime.forget([(t, p) for t, p in assignment if t in feed.topics], resume)
             await runtime.commit(resume)
+            await runtime.seek(resume, unless_revoked=True)
 
     async def revoked(tps: set[tuple[str, int]]) -> None:
         for processor, feed in processors:
