@@ -65,7 +65,7 @@ def measure(agg: Mapping[str, Any], task: str, metric: str) -> Measurement | Non
     coverage = labeled / n if n else 0.0
     figures = aggregates.summarize(agg, task)
     value = float(figures.get(metric, math.nan))
-    if math.isnan(value):
+    if not math.isfinite(value):  # no labels yet, or errors beyond the float range: no verdict
         return None
     if metric == "roc_auc":
         n_pos = sum(agg.get("shp", {}).values())

@@ -14,14 +14,22 @@ Sketched figures and their error bounds:
 - feature distributions (for drift, `fh`: feature -> bin -> count), from the predictions that
   carry `features`: numbers in signed log bins of ratio 1.2, strings as categories `=<value>`.
   Bounded so a model cannot grow its buckets without limit: the first 20 features seen in a
-  bucket; a new category only while the feature's histogram has fewer than 50 bins (later ones
-  count as `=~other`).
+  bucket; a new bin only while the feature's histogram has fewer than 50 bins. Later new
+  categories count as `=~other`; a later new numeric bin counts in the nearest numeric bin
+  already there (so the histogram stays ordered for the drift deciles).
+
+No overflow for any finite input: Python integers are unbounded, and a fixed-point term whose
+float product would overflow (a regression error of 1e200 squared) is computed exactly with
+`fractions.Fraction`. A counter beyond the signed 64-bit range, which the state's JSON encoding
+(orjson) cannot hold, is stored as its decimal string and read back as an integer; figures
+derived from such sums are floats, `inf` when they exceed the float range.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from fractions import Fraction
 from typing import Any
 
 BINARY_FP = 10**9
@@ -40,6 +48,10 @@ MAX_FEATURES = 20
 MAX_CATEGORIES = 50
 OTHER_CATEGORY = "=~other"
 _LOG_FEATURE = math.log(FEATURE_RATIO)
+MAX_BINS = MAX_CATEGORIES
+_INT64 = 2**63
+# Orders numeric feature bins on one axis: "+k" above "0" above "-k", farther out as k grows.
+_BIN_ORIGIN = 10_000  # beyond any log-1.2 bin index of a finite float (|k| < 3,900)
 
 
 def score_bin(task: str, score: float) -> str:
@@ -55,8 +67,27 @@ def delay_bin(delay_ms: int) -> str:
     return str(int(math.floor(math.log1p(max(delay_ms, 0)) / _LOG_DELAY)))
 
 
+def as_int(value: int | str) -> int:
+    """A stored counter: an int, or the decimal string of one beyond 64 bits."""
+    return int(value) if isinstance(value, str) else value
+
+
+def _stored(value: int) -> int | str:
+    return value if -_INT64 <= value < _INT64 else str(value)
+
+
 def _inc(agg: dict[str, Any], field: str, amount: int = 1) -> None:
-    agg[field] = agg.get(field, 0) + amount
+    agg[field] = _stored(as_int(agg.get(field, 0)) + amount)
+
+
+def fixed_point(value: float | Fraction, scale: int) -> int:
+    """round(value * scale), exact when the float product would overflow."""
+    if isinstance(value, float):
+        scaled = value * scale
+        if math.isfinite(scaled):
+            return round(scaled)
+        value = Fraction(value)
+    return round(value * scale)
 
 
 def _inc_hist(agg: dict[str, Any], field: str, bin_: str) -> None:
@@ -95,9 +126,25 @@ def _add_features(per_feature: dict[str, dict[str, int]], features: Mapping[str,
             if len(per_feature) >= MAX_FEATURES:
                 continue
             hist = per_feature[name] = {}
-        if bin_ not in hist and bin_[0] == "=" and len(hist) >= MAX_CATEGORIES:
-            bin_ = OTHER_CATEGORY
+        if bin_ not in hist and len(hist) >= MAX_BINS:
+            bin_ = OTHER_CATEGORY if bin_[0] == "=" else _nearest_numeric(hist, bin_)
         hist[bin_] = hist.get(bin_, 0) + 1
+
+
+def _axis(bin_: str) -> int:
+    if bin_ == "0":
+        return 0
+    index = int(bin_[1:]) + _BIN_ORIGIN
+    return index if bin_[0] == "+" else -index
+
+
+def _nearest_numeric(hist: Mapping[str, int], bin_: str) -> str:
+    """The numeric bin of a full histogram closest to `bin_` (ties: the lower one)."""
+    numeric = [b for b in hist if b[0] != "="]
+    if not numeric:
+        return OTHER_CATEGORY  # only categories so far: a number is one more "other"
+    at = _axis(bin_)
+    return min(numeric, key=lambda b: (abs(_axis(b) - at), _axis(b)))
 
 
 def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_ms: int) -> None:
@@ -112,10 +159,15 @@ def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_
         _inc(agg, "br", round((score - y) ** 2 * BINARY_FP))
         _inc_hist(agg, "shp" if y else "shn", score_bin(task, score))
     else:
-        error = score - label
-        _inc(agg, "e", round(error * REGRESSION_FP))
-        _inc(agg, "ae", round(abs(error) * REGRESSION_FP))
-        _inc(agg, "se", round(error * error * REGRESSION_FP))
+        error: float | Fraction = score - label
+        if not math.isfinite(error):  # two finite values of opposite sign near the float range
+            error = Fraction(score) - Fraction(label)
+        squared = error * error
+        if isinstance(squared, float) and not math.isfinite(squared):
+            squared = Fraction(error) ** 2
+        _inc(agg, "e", fixed_point(error, REGRESSION_FP))
+        _inc(agg, "ae", fixed_point(abs(error), REGRESSION_FP))
+        _inc(agg, "se", fixed_point(squared, REGRESSION_FP))
 
 
 def merge(aggs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -129,7 +181,7 @@ def merge(aggs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
                 for name, hist in value.items():
                     _add_counts(features.setdefault(name, {}), hist)
             else:
-                total[field] = total.get(field, 0) + value
+                total[field] = _stored(as_int(total.get(field, 0)) + as_int(value))
     return total
 
 
@@ -171,8 +223,35 @@ def delay_percentile(hist: Mapping[str, int], q: float) -> float:
     raise AssertionError("unreachable: rank <= total")
 
 
+def _mean(total: int | str, scale: int, count: int) -> float:
+    """total / scale / count as a float; +-inf beyond the float range, NaN without a count."""
+    if not count:
+        return math.nan
+    value = as_int(total)
+    if -_INT64 <= value < _INT64:
+        return value / scale / count  # the common case, as it always was computed
+    try:
+        return value / (scale * count)  # int / int: correctly rounded, whatever the size
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _root_mean(total: int | str, scale: int, count: int) -> float:
+    """sqrt(total / scale / count), through an integer square root for sums beyond 64 bits."""
+    if not count:
+        return math.nan
+    value = as_int(total)
+    if value < _INT64:
+        return math.sqrt(value / scale / count)
+    try:
+        return math.isqrt(value * scale // count) / scale
+    except OverflowError:
+        return math.inf
+
+
 def summarize(agg: Mapping[str, Any], task: str) -> dict[str, float | int]:
     """The speed view's figures for one window from its merged aggregate."""
+    agg = {k: as_int(v) if isinstance(v, str) else v for k, v in agg.items()}
     n, labeled = agg.get("n", 0), agg.get("lab", 0)
     out: dict[str, float | int] = {
         "predictions": n,
@@ -194,14 +273,14 @@ def summarize(agg: Mapping[str, Any], task: str) -> dict[str, float | int]:
             accuracy=agg.get("cor", 0) / labeled if labeled else math.nan,
             roc_auc=auc,
             roc_auc_error_bound=bound,
-            log_loss=agg.get("ll", 0) / BINARY_FP / labeled if labeled else math.nan,
-            brier=agg.get("br", 0) / BINARY_FP / labeled if labeled else math.nan,
+            log_loss=_mean(agg.get("ll", 0), BINARY_FP, labeled),
+            brier=_mean(agg.get("br", 0), BINARY_FP, labeled),
             positive_rate=agg.get("pos", 0) / labeled if labeled else math.nan,
         )
     else:
         out.update(
-            mae=agg.get("ae", 0) / REGRESSION_FP / labeled if labeled else math.nan,
-            rmse=math.sqrt(agg.get("se", 0) / REGRESSION_FP / labeled) if labeled else math.nan,
-            mean_error=agg.get("e", 0) / REGRESSION_FP / labeled if labeled else math.nan,
+            mae=_mean(agg.get("ae", 0), REGRESSION_FP, labeled),
+            rmse=_root_mean(agg.get("se", 0), REGRESSION_FP, labeled),
+            mean_error=_mean(agg.get("e", 0), REGRESSION_FP, labeled),
         )
     return out

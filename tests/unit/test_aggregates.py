@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from fractions import Fraction
 
 import pytest
 
@@ -256,3 +257,60 @@ def test_feature_histograms_are_bounded() -> None:
     # new categories join while the histogram has fewer than 50 bins (the numeric one counts)
     assert len(categories) == 1 + 49 + 1
     assert categories["=~other"] == 60 - 49
+
+
+def test_huge_regression_errors_stay_exact_and_fit_the_state_encoding() -> None:
+    """1e200 errors: no OverflowError, sums stored as decimal strings, figures still right."""
+    import orjson
+
+    agg: dict = {}
+    add_label(agg, "regression", 1e200, 0.0, delay_ms=0)
+    add_label(agg, "regression", -1.7e308, 1.7e308, delay_ms=0)  # float difference is -inf
+    big = Fraction(-1.7e308) - Fraction(1.7e308)  # the second error, exact
+    # first event: 1e200 * 1e6 is a finite float, rounded as usual; its square is not, so exact
+    assert aggregates.as_int(agg["e"]) == round(1e200 * 1e6) + round(big * 10**6)
+    assert aggregates.as_int(agg["ae"]) == round(1e200 * 1e6) + round(-big * 10**6)
+    assert aggregates.as_int(agg["se"]) == round(Fraction(1e200) ** 2 * 10**6) + round(
+        big**2 * 10**6
+    )
+    assert isinstance(agg["se"], str)  # beyond 64 bits
+    restored = orjson.loads(orjson.dumps(agg))  # what the checkpoint writes and reads back
+    out = summarize(aggregates.merge([restored, {}]), "regression")
+    ae, e = aggregates.as_int(agg["ae"]), aggregates.as_int(agg["e"])
+    assert out["mae"] == float(Fraction(ae, 2 * 10**6))  # 1.7e308, just inside the float range
+    assert out["mean_error"] == float(Fraction(e, 2 * 10**6))
+    assert out["rmse"] == math.inf  # sqrt of the mean square, 2.4e308, is beyond it
+
+
+def test_sums_beyond_64_bits_give_the_exact_mean() -> None:
+    agg: dict = {}
+    for _ in range(3):
+        add_label(agg, "regression", 1e150, 0.0, delay_ms=0)
+    out = summarize(agg, "regression")
+    assert out["mae"] == float(Fraction(1e150))  # exact: (3 * round(1e150 * 1e6)) / 1e6 / 3
+    assert out["rmse"] == 1e150
+    assert isinstance(agg["se"], str) and isinstance(agg["ae"], str)
+
+
+def test_many_large_errors_in_one_bucket_do_not_overflow_the_counter() -> None:
+    agg: dict = {}
+    error = 3e6  # squared and scaled: 9e18 per event, past 2**63 after one
+    for _ in range(4):
+        add_label(agg, "regression", error, 0.0, delay_ms=0)
+    assert aggregates.as_int(agg["se"]) == 4 * round(error * error * 10**6)
+    assert summarize(agg, "regression")["rmse"] == error
+
+
+def test_numeric_feature_bins_are_capped_at_fifty_and_fold_into_the_nearest() -> None:
+    agg: dict = {}
+    values = [1.2 ** (k + 0.5) for k in range(0, 200, 2)]  # 100 distinct bins "+0", "+2", ...
+    for value in values:
+        aggregates.add_prediction(agg, "regression", 1.0, {"x": value})
+    hist = agg["fh"]["x"]
+    assert len(hist) == 50
+    assert sum(hist.values()) == 100
+    # the first 50 bins are +0..+98; every later one (+100..+198) folds into +98, the nearest
+    assert hist["+98"] == 1 + 50
+    assert set(hist) == {f"+{k}" for k in range(0, 100, 2)}
+    aggregates.add_prediction(agg, "regression", 1.0, {"x": -5.0})
+    assert agg["fh"]["x"]["+0"] == 2  # below every bin there: the lowest one
