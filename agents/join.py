@@ -51,6 +51,7 @@ class JoinProcessor(Processor):
         max_events_per_s: float | None = None,
         derive: Callable[[PartitionTransaction, set[str]], None] | None = None,
         ship_after: int = SHIP_AFTER_PAIRS,
+        max_future_skew_ms: int | None = None,
     ) -> None:
         super().__init__(
             store=store,
@@ -80,6 +81,7 @@ class JoinProcessor(Processor):
         self._joined: dict[int, list[dict[str, Any]]] = {}
         self._shipped: list[tuple[tuple[str, bytes, bytes], asyncio.Future[Any] | None]] = []
         self._ship_after = ship_after
+        self._max_skew_ms = max_future_skew_ms
         self._models: dict[int, set[str]] = {}
         self._pending_events = 0
         self._fetch_events = 0
@@ -95,8 +97,10 @@ class JoinProcessor(Processor):
     def _apply(self, part: PartitionState, message: Any) -> bool:
         """Apply one record (a consumer record or a `RawRecord`); True when a checkpoint is due."""
         kind = self._kind_of[message.topic]
+        now = self._now()
+        not_after = None if self._max_skew_ms is None else now + self._max_skew_ms
         good, bad = codec.decode_record(
-            codec.SCHEMAS[kind], message.key, message.value, self._limits
+            codec.SCHEMAS[kind], message.key, message.value, self._limits, not_after
         )
         fx = JoinEffects()
         side = part.sides.get(message.topic, 0)
@@ -109,16 +113,10 @@ class JoinProcessor(Processor):
             else:
                 self.rules.on_outcome(part.txn, item, part.stream_time, fx)
         for rejected in bad:
-            envelope = codec.dead_letter(
-                rejected, message.topic, message.partition, message.offset, message.key
-            )
-            self._outputs.setdefault(part.partition, []).append(
-                (self._dead_letter_topic, message.key or b"", envelope)
-            )
+            self._dead_letter(part.partition, rejected, message)
         self._collect(part.partition, fx)
         part.mark(message.topic, message.offset)
         part.events += len(good) + len(bad)
-        now = self._now()
         for topic in self.inputs:  # a side never heard from starts its idle clock now
             part.last_wall_ms.setdefault(topic, now)
         part.last_wall_ms[message.topic] = now
@@ -274,16 +272,15 @@ class JoinProcessor(Processor):
         self._joined.pop(partition, None)
         self._models.pop(partition, None)
 
-    def _reject(self, part: PartitionState, record: Any, reason: str) -> None:
-        """The whole record goes to dead-letters, with the exception that stopped it."""
-        envelope = codec.dead_letter(
-            codec.Rejected(reason, None, record.value or b""),
-            record.topic,
-            part.partition,
-            record.offset,
-            record.key,
-        )
-        self._outputs.setdefault(part.partition, []).append(
+    def _dead_letter(self, partition: int, rejected: codec.Rejected, record: Any) -> None:
+        envelope = codec.dead_letter(rejected, record.topic, partition, record.offset, record.key)
+        self._outputs.setdefault(partition, []).append(
             (self._dead_letter_topic, record.key or b"", envelope)
         )
+        self._telemetry.dead_letters.labels(rejected.kind).inc()
+
+    def _reject(self, part: PartitionState, record: Any, reason: str) -> None:
+        """The whole record goes to dead-letters, with the exception that stopped it."""
+        rejected = codec.Rejected(reason, None, record.value or b"", "apply_failed")
+        self._dead_letter(part.partition, rejected, record)
         self._telemetry.events(self._kind_of[record.topic], 0, 1)

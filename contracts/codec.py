@@ -30,59 +30,83 @@ class Limits:
 
 @dataclass(frozen=True)
 class Rejected:
-    """One dead letter: why, and the bytes it concerns (the event's, or the whole record's)."""
+    """One dead letter: why, and the bytes it concerns (the event's, or the whole record's).
+
+    `kind` is the reason's class, a short fixed word: the label of
+    `runway_dead_letters_total{reason}` (the full reason names values and would not do as one).
+    """
 
     reason: str
     index: int | None
     value: bytes
+    kind: str = "invalid_event"
 
 
 def decode_record(
-    schema: Kind, key: bytes | None, value: bytes | None, limits: Limits
+    schema: Kind,
+    key: bytes | None,
+    value: bytes | None,
+    limits: Limits,
+    not_after_ms: int | None = None,
 ) -> tuple[list[dict[str, Any]], list[Rejected]]:
+    """`not_after_ms`: the latest event time accepted (wall clock + allowed skew); an event
+    stamped later is a dead letter, so it moves no clock of the join."""
     raw = value or b""
     if not raw:
-        return [], [Rejected("empty message", None, raw)]
+        return [], [Rejected("empty message", None, raw, "empty")]
     if len(raw) > limits.max_bytes:
-        return [], [Rejected(f"message of {len(raw)} bytes exceeds {limits.max_bytes}", None, raw)]
+        reason = f"message of {len(raw)} bytes exceeds {limits.max_bytes}"
+        return [], [Rejected(reason, None, raw, "too_large")]
+    if key is None:
+        # The key (the model id) is what partitions a model's events together; without one
+        # the record may sit on any partition, beside another model's state.
+        return [], [Rejected("record without a key (the model_id)", None, raw, "no_key")]
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        return [], [Rejected(f"malformed JSON: {exc}", None, raw)]
+        return [], [Rejected(f"malformed JSON: {exc}", None, raw, "malformed_json")]
     if isinstance(body, dict):
         items, batch = [body], False
     elif isinstance(body, list):
         if len(body) > limits.max_events:
             reason = f"batch of {len(body)} events exceeds {limits.max_events}"
-            return [], [Rejected(reason, None, raw)]
+            return [], [Rejected(reason, None, raw, "too_large")]
         items, batch = body, True
     else:
-        return [], [Rejected("message is neither a JSON object nor an array", None, raw)]
+        reason = "message is neither a JSON object nor an array"
+        return [], [Rejected(reason, None, raw, "malformed_json")]
     model_id = key.decode("utf-8", "replace") if key is not None else None
     good: list[dict[str, Any]] = []
     bad: list[Rejected] = []
     for index, item in enumerate(items):
         problem = _check(schema, item, model_id)
+        if problem is None and not_after_ms is not None and item["timestamp"] > not_after_ms:
+            problem = (
+                "future_event_time",
+                f"timestamp {item['timestamp']} is beyond the latest accepted event time "
+                f"{not_after_ms} (wall clock + RUNWAY_MAX_FUTURE_SKEW_MS)",
+            )
         if problem is None:
             good.append(item)
         else:
-            bad.append(
-                Rejected(problem, index if batch else None, orjson.dumps(item) if batch else raw)
-            )
+            kind, reason = problem
+            where = index if batch else None
+            bad.append(Rejected(reason, where, orjson.dumps(item) if batch else raw, kind))
     return good, bad
 
 
-def _check(schema: Kind, item: Any, model_id: str | None) -> str | None:
+def _check(schema: Kind, item: Any, model_id: str | None) -> tuple[str, str] | None:
+    """(kind, reason) of what is wrong with one event, None when it is valid."""
     if not isinstance(item, dict):
-        return "event is not a JSON object"
+        return "invalid_event", "event is not a JSON object"
     try:
         schema.model_validate(item)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "event"
-        return f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
+        return "invalid_event", f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
     if model_id is not None and item["model_id"] != model_id:
-        return f"key {model_id!r} does not match model_id {item['model_id']!r}"
+        return "key_mismatch", f"key {model_id!r} does not match model_id {item['model_id']!r}"
     return None
 
 

@@ -67,6 +67,12 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.dead_letters = Counter(
+            "runway_dead_letters",
+            "Input records or events sent to the dead-letter topic, by class of reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.watchdog_seeks = Counter(
             "runway_watchdog_seeks",
             "Input partitions the progress watchdog found stalled and sought back to the marker",

@@ -166,7 +166,7 @@ def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_
         if isinstance(squared, float) and not math.isfinite(squared):
             squared = Fraction(error) ** 2
         _inc(agg, "e", fixed_point(error, REGRESSION_FP))
-        _inc(agg, "ae", fixed_point(abs(error), REGRESSION_FP))
+        _inc(agg, "ae", fixed_point(-error if error < 0 else error, REGRESSION_FP))
         _inc(agg, "se", fixed_point(squared, REGRESSION_FP))
 
 

@@ -44,10 +44,11 @@ def test_single_valid_prediction() -> None:
     assert bad == []
 
 
-def test_single_valid_outcome_without_a_key_check() -> None:
-    good, bad = decode_record(Outcome, None, raw(out(label=0)), LIMITS)
-    assert good == [out(label=0)]
-    assert bad == []
+def test_a_record_without_a_key_is_a_dead_letter() -> None:
+    value = raw(out(label=0))
+    good, bad = decode_record(Outcome, None, value, LIMITS)
+    assert good == []
+    assert bad == [Rejected("record without a key (the model_id)", None, value, "no_key")]
 
 
 def test_batch_with_one_bad_event_dead_letters_it_alone() -> None:
@@ -128,7 +129,7 @@ def test_batch_over_max_events_is_rejected_whole() -> None:
 def test_prediction_missing_a_required_field(field: str) -> None:
     event = pred()
     del event[field]
-    good, bad = decode_record(Prediction, None, raw(event), LIMITS)
+    good, bad = decode_record(Prediction, b"m1", raw(event), LIMITS)
     assert good == []
     assert len(bad) == 1
     assert field in bad[0].reason
@@ -154,7 +155,7 @@ def test_prediction_missing_a_required_field(field: str) -> None:
     ],
 )
 def test_prediction_with_a_wrong_type(field: str, value: Any) -> None:
-    good, bad = decode_record(Prediction, None, raw(pred(**{field: value})), LIMITS)
+    good, bad = decode_record(Prediction, b"m1", raw(pred(**{field: value})), LIMITS)
     assert good == []
     assert len(bad) == 1
     assert field in bad[0].reason
@@ -165,7 +166,7 @@ def test_prediction_with_a_wrong_type(field: str, value: Any) -> None:
     [("label", True), ("label", False), ("label", "1"), ("label", None), ("timestamp", 1.5)],
 )
 def test_outcome_with_a_wrong_type(field: str, value: Any) -> None:
-    good, bad = decode_record(Outcome, None, raw(out(**{field: value})), LIMITS)
+    good, bad = decode_record(Outcome, b"m1", raw(out(**{field: value})), LIMITS)
     assert good == []
     assert len(bad) == 1
     assert field in bad[0].reason
@@ -173,14 +174,14 @@ def test_outcome_with_a_wrong_type(field: str, value: Any) -> None:
 
 @pytest.mark.parametrize("score", [-0.01, 1.01, 5.0])
 def test_binary_score_outside_unit_interval_is_rejected(score: float) -> None:
-    good, bad = decode_record(Prediction, None, raw(pred(score=score)), LIMITS)
+    good, bad = decode_record(Prediction, b"m1", raw(pred(score=score)), LIMITS)
     assert good == []
     assert "[0, 1]" in bad[0].reason
 
 
 @pytest.mark.parametrize("score", [0.0, 1.0, 0, 1])
 def test_binary_score_at_the_bounds_is_accepted(score: float) -> None:
-    good, bad = decode_record(Prediction, None, raw(pred(score=score)), LIMITS)
+    good, bad = decode_record(Prediction, b"m1", raw(pred(score=score)), LIMITS)
     assert (good, bad) == ([pred(score=score)], [])
 
 
@@ -268,3 +269,28 @@ def test_encode_batches_groups_by_model_in_bounded_records() -> None:
     for key, value in records:  # and they decode back to the same events
         good, bad = decode_record(Prediction, key, value, LIMITS)
         assert bad == [] and all(e["model_id"] == key.decode() for e in good)
+
+
+def test_an_event_stamped_beyond_the_accepted_future_is_a_dead_letter_its_neighbours_pass() -> None:
+    now = 1_700_000_000_000
+    ok, ahead = pred(timestamp=now + 60_000), pred(timestamp=now + 60_001)
+    value = json.dumps([ok, ahead]).encode()
+    good, bad = decode_record(Prediction, b"m1", value, LIMITS, not_after_ms=now + 60_000)
+    assert good == [ok]
+    assert [(b.index, b.kind) for b in bad] == [(1, "future_event_time")]
+    assert str(now + 60_001) in bad[0].reason and str(now + 60_000) in bad[0].reason
+
+
+def test_reason_kinds_name_the_class_of_each_rejection() -> None:
+    kinds = {
+        b"": "empty",
+        b"{": "malformed_json",
+        b"42": "malformed_json",
+        json.dumps({"model_id": "m1"}).encode(): "invalid_event",
+        raw(pred(model_id="m2")): "key_mismatch",
+    }
+    for value, kind in kinds.items():
+        _, bad = decode_record(Prediction, b"m1", value, LIMITS)
+        assert [b.kind for b in bad] == [kind], value
+    _, bad = decode_record(Prediction, b"m1", raw(pred()), Limits(max_events=1, max_bytes=10))
+    assert [b.kind for b in bad] == ["too_large"]
