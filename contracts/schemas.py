@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from contracts.ids import Id
+
 SCHEMA_VERSION = 1
 
 Task = Literal["binary", "regression"]
@@ -33,9 +35,9 @@ class _Event(BaseModel):
 class Prediction(_Event):
     """One model output, published by the model server when it answers."""
 
-    prediction_id: NonEmpty
-    model_id: NonEmpty
-    model_version: NonEmpty
+    prediction_id: Id
+    model_id: Id
+    model_version: Id
     timestamp: EpochMs = Field(description="Event time of the prediction, epoch milliseconds.")
     task: Task
     score: float = Field(
@@ -55,8 +57,8 @@ class Prediction(_Event):
 class Outcome(_Event):
     """The ground truth for one prediction, published by a label source when it is known."""
 
-    prediction_id: NonEmpty
-    model_id: NonEmpty
+    prediction_id: Id
+    model_id: Id
     timestamp: EpochMs = Field(description="When the label was observed, epoch milliseconds.")
     label: Number
 

@@ -12,6 +12,8 @@ serves):
     runway:registry:model:{id}    {"model", "versions", "staleness", "computed_at"}
     runway:registry:models        {"models": [...], "computed_at"}
 
+Ids in keys are escaped (`contracts.ids.escape_id`: `a:b` is `a%3Ab`), as in the speed view.
+
 Every call raises `RedisError` when Redis is down; the caller decides what that means.
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 import orjson
 from redis import Redis
 
+from contracts.ids import escape_id
 from registry.degrade import Cached, Miss
 
 
@@ -32,7 +35,9 @@ class RegistryCache:
         self.prefix = prefix
 
     def key(self, kind: str, name: str | None = None) -> str:
-        return f"{self.prefix}:{kind}" if name is None else f"{self.prefix}:{kind}:{name}"
+        if name is None:
+            return f"{self.prefix}:{kind}"
+        return f"{self.prefix}:{kind}:{escape_id(name)}"
 
     def get(self, kind: str, name: str | None = None) -> Cached[Any] | Miss:
         raw = self.redis.get(self.key(kind, name))
@@ -56,7 +61,7 @@ class RegistryCache:
 
     def speed_view(self, model_id: str, windows: list[str]) -> dict[str, dict[str, str]]:
         """The join's live speed view of one model: its hash and one hash per window."""
-        base = f"{self.prefix}:model:{model_id}"
+        base = f"{self.prefix}:model:{escape_id(model_id)}"
         pipe = self.redis.pipeline(transaction=False)
         pipe.hgetall(base)
         for w in windows:

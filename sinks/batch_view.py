@@ -25,6 +25,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
+from contracts.ids import escape_id
+
 SCHEMA = pa.schema(
     [
         ("schema_version", pa.int32()),
@@ -99,7 +101,7 @@ class ParquetWriter:
             groups.setdefault((utc_date(row["timestamp"]), row["model_id"]), []).append(row)
         name = f"part-{partition:05d}-{first_offset:020d}.parquet"
         for (date, model_id), group in groups.items():
-            directory = f"{self._root}/date={date}/model_id={model_id}"
+            directory = f"{self._root}/date={date}/model_id={escape_id(model_id)}"
             self._write_table(directory, name, _table(group))
         return len(groups)
 

@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from config.windows import Window
+from contracts.ids import escape_id
 from contracts.telemetry import Telemetry
 from tables import aggregates, keys
 from tables import read as state
@@ -46,7 +47,7 @@ def model_view(
     info = state.model(read, model_id)
     if info is None or info["task"] is None:
         return {}  # only outcomes seen so far: nothing to show until a prediction comes
-    base = f"{prefix}:model:{model_id}"
+    base = f"{prefix}:model:{escape_id(model_id)}"
     clock = info["clock"]
     hashes: dict[str, dict[str, str]] = {
         base: _strings(
@@ -61,7 +62,7 @@ def model_view(
         )
     }
     levels = [(keys.ALL_VERSIONS, base)] + [
-        (version, f"{base}:version:{version}") for version in info["versions"]
+        (version, f"{base}:version:{escape_id(version)}") for version in info["versions"]
     ]
     for version, name in levels:
         for window in windows:

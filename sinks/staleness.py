@@ -26,6 +26,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from contracts.ids import escape_id
 from contracts.telemetry import Telemetry
 from staleness.config import StalenessConfig
 from staleness.events import EmissionPolicy, to_event
@@ -141,7 +142,7 @@ class StalenessEmitter:
         fields = {
             k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in event.items()
         }
-        key = f"{self._prefix}:model:{model_id}:staleness"
+        key = f"{self._prefix}:model:{escape_id(model_id)}:staleness"
         pipe = self._redis.pipeline(transaction=True)
         pipe.delete(key)
         pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
@@ -153,7 +154,8 @@ class StalenessEmitter:
     ) -> dict[str, tuple[dict[str, Any] | None, list[str]]]:
         """Each model's cached registry document and downstream impact (none while Redis is
         away: the verdict then goes on without the registry's facts)."""
-        names = [n for m in models for n in (f"registry:model:{m}", f"impact:{m}")]
+        escaped = [escape_id(m) for m in models]
+        names = [n for m in escaped for n in (f"registry:model:{m}", f"impact:{m}")]
         try:
             raw = await self._redis.mget([f"{self._prefix}:{name}" for name in names])
         except (RedisError, OSError):

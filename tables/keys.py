@@ -11,13 +11,22 @@ s<prediction_id>                          batch view (its own table): pair alrea
 \\0ckpt                                    checkpoint marker: input offsets applied, stream time
 
 Every prefix of both state tables is declared here, and only here.
+
+Ids followed by a separator (model and version in bucket and reference keys) are escaped
+(`contracts.ids.escape_id`): an escaped id holds no NUL, so two (model, version) pairs never
+share a key. ALL_VERSIONS holds U+0001, which the id grammar refuses and the escaping always
+encodes: no accepted version equals it, and no escaped version equals its key form. An id that
+ends its key (p, s, m) is kept raw: nothing follows it, so the key is already its own.
 """
 
 from __future__ import annotations
 
 import struct
 
+from contracts.ids import escape_id, unescape_id
+
 ALL_VERSIONS = "\x01all"
+_ALL = ALL_VERSIONS.encode()
 MARKER = b"\x00ckpt"
 PAIR = b"p"
 EXPIRY = b"x"
@@ -47,11 +56,15 @@ def split_expiry(key: bytes) -> tuple[int, bytes]:
     return _BE.unpack_from(key, 1)[0], key[9:]
 
 
+def _version(version: str) -> bytes:
+    return _ALL if version == ALL_VERSIONS else escape_id(version).encode()
+
+
 def bucket(model_id: str, version: str, gran: str, start_ms: int) -> bytes:
     return b"%s%s\x00%s\x00%s%s" % (
         BUCKET,
-        model_id.encode(),
-        version.encode(),
+        escape_id(model_id).encode(),
+        _version(version),
         gran.encode(),
         _BE.pack(start_ms),
     )
@@ -59,7 +72,12 @@ def bucket(model_id: str, version: str, gran: str, start_ms: int) -> bytes:
 
 def split_bucket(key: bytes) -> tuple[str, str, str, int]:
     model, version, rest = key[1:].split(b"\x00", 2)
-    return model.decode(), version.decode(), rest[:1].decode(), _BE.unpack_from(rest, 1)[0]
+    return (
+        unescape_id(model.decode()),
+        ALL_VERSIONS if version == _ALL else unescape_id(version.decode()),
+        rest[:1].decode(),
+        _BE.unpack_from(rest, 1)[0],
+    )
 
 
 def model(model_id: str) -> bytes:
@@ -67,7 +85,7 @@ def model(model_id: str) -> bytes:
 
 
 def reference(model_id: str, version: str) -> bytes:
-    return REFERENCE + model_id.encode() + b"\x00" + version.encode()
+    return REFERENCE + escape_id(model_id).encode() + b"\x00" + _version(version)
 
 
 def seen(prediction_id: str) -> bytes:

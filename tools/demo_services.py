@@ -26,6 +26,7 @@ import httpx
 from redis.asyncio import Redis
 
 from config.settings import Settings, worker_environment
+from contracts.ids import escape_id
 from stack.processes import ProcessError, RunwayProcess
 from tools.demo_table import ServiceStatus
 from tools.traffic import ModelPlan
@@ -66,7 +67,7 @@ def first_event_time(now_ms: int, clocks: Sequence[int]) -> int:
 async def model_clocks(redis: Redis, prefix: str, model_ids: Sequence[str]) -> list[int]:
     pipe = redis.pipeline(transaction=False)
     for model_id in model_ids:
-        pipe.hget(f"{prefix}:model:{model_id}", "clock")
+        pipe.hget(f"{prefix}:model:{escape_id(model_id)}", "clock")
     clocks = []
     for raw in await pipe.execute():
         with contextlib.suppress(TypeError, ValueError):

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
 from config.settings import Settings
+from contracts.ids import escape_id
 from tools.demo_table import Hashes
 
 WINDOW = "1h"
@@ -47,9 +48,10 @@ async def read_views(redis: Redis, prefix: str, model_ids: Sequence[str]) -> dic
     """Each model's hash, its window hash and its last staleness verdict (models seen only)."""
     pipe = redis.pipeline(transaction=False)
     for model_id in model_ids:
-        pipe.hgetall(f"{prefix}:model:{model_id}")
-        pipe.hgetall(f"{prefix}:model:{model_id}:window:{WINDOW}")
-        pipe.hgetall(f"{prefix}:model:{model_id}:staleness")
+        base = f"{prefix}:model:{escape_id(model_id)}"
+        pipe.hgetall(base)
+        pipe.hgetall(f"{base}:window:{WINDOW}")
+        pipe.hgetall(f"{base}:staleness")
     replies = await pipe.execute()
     views: dict[str, Hashes] = {}
     for i, model_id in enumerate(model_ids):

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 from pyarrow import fs
@@ -138,3 +139,45 @@ def test_a_flush_records_its_offset_range_outside_the_dataset(tmp_path: Path) ->
     assert writer.read_intent(3) is None
     dataset = ds.dataset(str(tmp_path), format="parquet", partitioning="hive")
     assert [row["prediction_id"] for row in dataset.to_table().to_pylist()] == ["a"]
+
+
+HOSTILE_IDS = [
+    "../x",
+    "../../../../outside",
+    "..",
+    "a/date=1999-01-01",
+    "a:version:v1",
+    "%41",
+    "A",
+    "a=b",
+    "NULL",
+    "modèle 模型 🚀",
+    "q?#*'\"[]{}^\\",
+]
+
+
+def test_hostile_model_ids_stay_under_the_root_and_read_back_as_themselves(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "view"
+    rows = [joined(f"p{i}", model, NOV15 + i) for i, model in enumerate(HOSTILE_IDS)]
+    assert ParquetWriter(fs.LocalFileSystem(), str(root)).write(0, 7, 7, rows) == len(HOSTILE_IDS)
+
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.resolve().is_relative_to(root.resolve()) for p in written)
+    model_dirs = sorted(p.name for p in (root / "date=2023-11-15").iterdir())
+    assert len(model_dirs) == len(HOSTILE_IDS)  # one directory per model, none shared
+    assert "model_id=..%2Fx" in model_dirs and "model_id=a%3Aversion%3Av1" in model_dirs
+    assert "model_id=%2541" in model_dirs and "model_id=A" in model_dirs
+
+    expected_pairs = sorted((f"p{i}", model) for i, model in enumerate(HOSTILE_IDS))
+    assert sorted((r["prediction_id"], r["model_id"]) for r in read_back(root)) == expected_pairs
+    dataset = ds.dataset(str(root), format="parquet", partitioning="hive")
+    default = dataset.to_table(columns=["prediction_id", "model_id"]).to_pylist()
+    assert sorted((r["prediction_id"], r["model_id"]) for r in default) == expected_pairs
+
+    found = duckdb.sql(
+        f"SELECT prediction_id, model_id FROM read_parquet('{root}/**/*.parquet', "
+        "hive_partitioning=true)"
+    ).fetchall()
+    assert sorted(found) == expected_pairs
