@@ -21,6 +21,7 @@ ends its key (p, s, m) is kept raw: nothing follows it, so the key is already it
 
 from __future__ import annotations
 
+import functools
 import struct
 
 from contracts.ids import escape_id, unescape_id
@@ -60,14 +61,14 @@ def _version(version: str) -> bytes:
     return _ALL if version == ALL_VERSIONS else escape_id(version).encode()
 
 
+@functools.lru_cache(maxsize=65_536)
+def _bucket_prefix(model_id: str, version: str) -> bytes:
+    # Cached: every event builds several bucket keys of the same few (model, version) pairs.
+    return BUCKET + escape_id(model_id).encode() + b"\x00" + _version(version) + b"\x00"
+
+
 def bucket(model_id: str, version: str, gran: str, start_ms: int) -> bytes:
-    return b"%s%s\x00%s\x00%s%s" % (
-        BUCKET,
-        escape_id(model_id).encode(),
-        _version(version),
-        gran.encode(),
-        _BE.pack(start_ms),
-    )
+    return _bucket_prefix(model_id, version) + gran.encode() + _BE.pack(start_ms)
 
 
 def split_bucket(key: bytes) -> tuple[str, str, str, int]:
