@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from autoscale.lag import GroupLag, PartitionKey, PartitionOffsets, RateWindow, group_lag
+from config.connections import kafka_options
 from config.settings import Settings
 
 HEAD_FETCH_TIMEOUT_S = 3.0
@@ -26,7 +28,7 @@ class LagProbe:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: dict[str, Any],
         group: str,
         topics: list[str],
         rate_window_s: float,
@@ -38,10 +40,10 @@ class LagProbe:
         self.rates = RateWindow(rate_window_s)
         self._wall_ms = wall_ms
         self._monotonic = monotonic
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self._meta = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(**kafka)
+        self._meta = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
         self._reader = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka,
             enable_auto_commit=False,
             max_partition_fetch_bytes=64 * 1024,  # a batch bigger than this still comes whole
             fetch_max_bytes=1024 * 1024,
@@ -52,7 +54,7 @@ class LagProbe:
         """The join's consumer group over its two input topics."""
         topics = [settings.topic("predictions"), settings.topic("outcomes")]
         return cls(
-            settings.kafka_bootstrap, settings.app_id, topics, settings.autoscale_rate_window_s
+            kafka_options(settings), settings.app_id, topics, settings.autoscale_rate_window_s
         )
 
     async def start(self) -> None:

@@ -11,8 +11,9 @@ import json
 import os
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.windows import HOUR_MS, Window, parse_windows  # pure: imports nothing of the project
@@ -37,6 +38,26 @@ class Settings(BaseSettings):
 
     # -- Kafka ----------------------------------------------------------------------------------
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    # Transport security of every Kafka client (config/connections.py builds their options).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT",
+        description="How every Kafka client connects: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or "
+        "SASL_SSL (SASL over TLS).",
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with a SASL_* protocol."
+    )
+    kafka_sasl_username: str | None = Field(
+        None, description="SASL user (required with a SASL_* protocol)."
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        None, description="SASL password (required with a SASL_* protocol; never logged)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None,
+        description="CA certificates (PEM) that sign the brokers' certificates, with SSL or "
+        "SASL_SSL; unset = the system's CAs. Hostnames are always verified.",
+    )
     app_id: str = Field(
         "ground_truth_join", description="Faust app id = the join's consumer group."
     )
@@ -61,14 +82,34 @@ class Settings(BaseSettings):
     )
 
     # -- services -------------------------------------------------------------------------------
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the speed view.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis for the speed view; rediss://... for TLS.",
+    )
+    redis_username: str | None = Field(
+        None, description="Redis ACL user; unset = the URL's, else `default`."
+    )
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password (never logged); keep it out of RUNWAY_REDIS_URL."
+    )
+    redis_ssl_cafile: Path | None = Field(
+        None,
+        description="CA certificates (PEM) of a rediss:// server; unset = the system's CAs. "
+        "Hostnames are always verified.",
+    )
     s3_endpoint_url: str | None = Field(
         "http://127.0.0.1:9000", description="S3 endpoint override (moto/MinIO); empty = AWS."
     )
     s3_bucket: str = Field("runway", description="Bucket the local stack creates.")
     s3_region: str = Field("us-east-1", description="S3 region.")
-    aws_access_key_id: str = Field("runway", description="S3 access key (local stack).")
-    aws_secret_access_key: str = Field("runway-secret", description="S3 secret key.")
+    aws_access_key_id: str | None = Field(
+        None,
+        description="S3 access key; unset = the AWS default credential chain (environment, "
+        "profile, container or instance role).",
+    )
+    aws_secret_access_key: SecretStr | None = Field(
+        None, description="S3 secret key, set together with the access key (never logged)."
+    )
     batch_view_uri: str = Field(
         "var/batch-view", description="Local directory or s3://bucket/prefix for the Parquet view."
     )
@@ -371,7 +412,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         """Every wrong combination at once, as one error naming the settings involved."""
-        problems = _agent_problems(self.agents)
+        problems = _agent_problems(self.agents) + _credential_problems(self)
         try:
             windows = parse_windows(self.windows)
         except ValueError as exc:
@@ -447,6 +488,69 @@ def _agent_problems(spec: str) -> list[str]:
     return problems
 
 
+def _credential_problems(settings: Settings) -> list[str]:
+    """Credentials that would be ignored or half set: caught at start, not at the first connect.
+
+    The messages name settings, never a secret's value.
+    """
+    problems = []
+    protocol = settings.kafka_security_protocol
+    sasl_set = [
+        f"RUNWAY_KAFKA_SASL_{name.upper()}"
+        for name in ("username", "password")
+        if getattr(settings, f"kafka_sasl_{name}") is not None
+    ]
+    if protocol.startswith("SASL_") and len(sasl_set) < 2:
+        problems.append(
+            f"RUNWAY_KAFKA_SECURITY_PROTOCOL={protocol} needs RUNWAY_KAFKA_SASL_USERNAME and "
+            "RUNWAY_KAFKA_SASL_PASSWORD."
+        )
+    if not protocol.startswith("SASL_") and sasl_set:
+        problems.append(
+            f"{' and '.join(sasl_set)} set, but RUNWAY_KAFKA_SECURITY_PROTOCOL={protocol} sends "
+            "no SASL credentials: use SASL_SSL (or SASL_PLAINTEXT)."
+        )
+    problems += _cafile_problems(
+        "RUNWAY_KAFKA_SSL_CAFILE",
+        settings.kafka_ssl_cafile,
+        protocol.endswith("SSL"),
+        f"RUNWAY_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS",
+    )
+    url = urlparse(settings.redis_url)
+    problems += _cafile_problems(
+        "RUNWAY_REDIS_SSL_CAFILE",
+        settings.redis_ssl_cafile,
+        url.scheme == "rediss",
+        "RUNWAY_REDIS_URL is not a rediss:// (TLS) URL",
+    )
+    if settings.redis_password is not None and url.password:
+        problems.append(
+            "RUNWAY_REDIS_PASSWORD is set and RUNWAY_REDIS_URL carries a password too: keep the "
+            "password only in RUNWAY_REDIS_PASSWORD (the URL's would win)."
+        )
+    if settings.redis_username is not None and url.username:
+        problems.append(
+            "RUNWAY_REDIS_USERNAME is set and RUNWAY_REDIS_URL names a user too: keep one."
+        )
+    keys = (settings.aws_access_key_id is None, settings.aws_secret_access_key is None)
+    if keys[0] != keys[1]:
+        problems.append(
+            "RUNWAY_AWS_ACCESS_KEY_ID and RUNWAY_AWS_SECRET_ACCESS_KEY go together: set both, "
+            "or neither for the AWS default credential chain."
+        )
+    return problems
+
+
+def _cafile_problems(name: str, path: Path | None, tls: bool, why_not: str) -> list[str]:
+    if path is None:
+        return []
+    if not tls:
+        return [f"{name} is set, but {why_not}."]
+    if not path.expanduser().is_file():
+        return [f"{name}={path}: no such file."]
+    return []
+
+
 def _staleness_window_problems(
     settings: Settings, windows: list[Window], judged: list[Window]
 ) -> list[str]:
@@ -494,6 +598,8 @@ def worker_environment(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        if isinstance(value, SecretStr):  # the child needs the secret itself, not its mask
+            value = value.get_secret_value()
         if isinstance(value, dict):
             value = json.dumps(value)
         env[f"RUNWAY_{name.upper()}"] = str(value)

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
+from config.connections import kafka_options
 from config.settings import Settings
 from contracts.codec import Rejected, dead_letter
 from registry.records import StalenessRecord
@@ -72,7 +73,7 @@ class RegistryAgent:
         topic = s.topic("staleness")
         consumer = AIOKafkaConsumer(
             topic,
-            bootstrap_servers=s.kafka_bootstrap,
+            **kafka_options(s),
             group_id=s.registry_group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",

@@ -7,6 +7,7 @@ import asyncio
 from fastapi import FastAPI
 from redis import Redis
 
+from config.connections import kafka_security, redis_options
 from config.settings import Settings
 from config.windows import parse_windows
 from registry.api import KafkaCheck, create_api
@@ -19,7 +20,10 @@ from stack.kafka import broker_ids
 def build_registry(settings: Settings) -> Registry:
     timeout = settings.registry_db_timeout_s
     redis = Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        settings.redis_url,
+        **redis_options(settings),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
     )
     windows = [w.name for w in parse_windows(settings.windows)]  # the worker's own parse
     return Registry(
@@ -32,7 +36,9 @@ def kafka_check(settings: Settings) -> KafkaCheck:
         """Up when a bootstrap server answers with its brokers (stack's probe: errors quiet)."""
         try:
             found = await asyncio.wait_for(
-                broker_ids(settings.kafka_bootstrap, timeout_ms=2000),
+                broker_ids(
+                    settings.kafka_bootstrap, timeout_ms=2000, security=kafka_security(settings)
+                ),
                 settings.registry_db_timeout_s,
             )
         except TimeoutError:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
+from config.connections import kafka_options
 from config.settings import Settings
 from retrain.breaker import CircuitBreaker, State
 from retrain.dispatch import Dispatcher, Outcome
@@ -84,14 +85,14 @@ class RetrainAgent:
         s = self.settings
         group = group_id(s)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=group, enable_auto_commit=False,
+            **kafka_options(s), group_id=group, enable_auto_commit=False,
             auto_offset_reset="earliest",
         )  # fmt: skip
         self._dlq_consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap, group_id=f"{group}-dlq",
+            **kafka_options(s), group_id=f"{group}-dlq",
             enable_auto_commit=False, auto_offset_reset="earliest",
         )  # fmt: skip
-        self._producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
+        self._producer = AIOKafkaProducer(**kafka_options(s), acks="all")
         await self._producer.start()
         await self._consumer.start()
         await self._dlq_consumer.start()
@@ -142,9 +143,7 @@ class RetrainAgent:
                  folded)  # fmt: skip
 
     async def _fold(self, upto: dict[TopicPartition, int]) -> int:
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False
-        )
+        reader = AIOKafkaConsumer(**kafka_options(self.settings), enable_auto_commit=False)
         await reader.start()
         count = 0
         try:

@@ -1,4 +1,10 @@
-"""Apache Kafka in KRaft mode, run with `java` from the official jars on Maven Central."""
+"""Apache Kafka in KRaft mode, run with `java` from the official jars on Maven Central.
+
+A node with a `sasl_port` (the three-broker cluster's) also listens with SASL_SSL: TLS from the
+stack's CA (`stack.tls`), the SCRAM-SHA-512 user `stack.plan.SASL_USER` put in the cluster's
+metadata when its nodes are formatted, or, for a cluster formatted before it had the listener,
+with `kafka-configs` once it runs.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +15,20 @@ import logging
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka.client import AIOKafkaClient
 
 from config.settings import Settings
 from stack import render
 from stack.errors import StackError
-from stack.plan import KafkaCluster, KafkaNode, Layout
+from stack.plan import SASL_PASSWORD, SASL_USER, KafkaCluster, KafkaNode, Layout
 from stack.processes import port_answers, require_program
 from stack.service import Service
+from stack.tls import ensure_tls
 
 
 @dataclass(frozen=True)
@@ -100,11 +108,16 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(level)
 
 
-async def broker_ids(bootstrap: str, timeout_ms: int = 5000) -> set[int]:
+async def broker_ids(
+    bootstrap: str, timeout_ms: int = 5000, security: Mapping[str, Any] | None = None
+) -> set[int]:
     """The ids of the live brokers in the metadata of the first bootstrap server that answers
-    (empty on error). Only the bootstrap request is made, so a starting node answers for itself."""
+    (empty on error). Only the bootstrap request is made, so a starting node answers for itself.
+    `security`: `config.connections.kafka_security` for a listener that needs TLS or SASL."""
     with _quiet_aiokafka():
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **(security or {})
+        )
         try:
             await client.bootstrap()
             return {int(broker.nodeId) for broker in client.cluster.brokers()}
@@ -124,7 +137,8 @@ class KafkaNodeService(Service):
         self.node = node
         self.name = node.name
         self.address = node.address
-        self.ports = (node.port, node.controller_port)
+        ports = (node.port, node.controller_port, node.sasl_port)
+        self.ports = tuple(port for port in ports if port is not None)
         self._runtime: KafkaRuntime | None = None
 
     def check_prerequisites(self) -> None:
@@ -142,7 +156,8 @@ class KafkaNodeService(Service):
         layout.conf_dir.mkdir(parents=True, exist_ok=True)
         layout.logs_dir.mkdir(parents=True, exist_ok=True)
         props = layout.conf_file(self.name, ".properties")
-        props.write_text(render.server_properties(self.cluster, self.node, data))
+        keystore = ensure_tls(layout.tls_dir).keystore if self.node.sasl_port else None
+        props.write_text(render.server_properties(self.cluster, self.node, data, keystore))
         log4j2 = layout.conf_file(self.name, "-log4j2.properties")
         log4j2.write_text(render.log4j2_properties(layout.log_file(self.name)))
         if not (data / "meta.properties").exists():
@@ -157,19 +172,40 @@ class KafkaNodeService(Service):
         )
 
     async def _format(self, layout: Layout, props: Path) -> None:
+        scram = [render.scram_credential(SASL_USER, SASL_PASSWORD)] if self.node.sasl_port else []
         command = render.storage_format_command(
-            self.runtime.java, self.runtime.libs, cluster_id(layout, self.cluster), props
+            self.runtime.java, self.runtime.libs, cluster_id(layout, self.cluster), props, scram
         )
+        data = layout.data_dir(self.name)
+        await self._java(command, f"Kafka's storage format failed for {self.name} ({data}).")
+        if scram:
+            _scram_marker(layout, self.cluster).write_text(SASL_USER + "\n")
+
+    async def _java(self, command: list[str], failure: str) -> None:
         process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         output, _ = await process.communicate()
         if process.returncode != 0:
-            raise StackError(
-                f"Kafka's storage format failed for {self.name} "
-                f"(data directory {layout.data_dir(self.name)}).",
-                output.decode(errors="replace")[-3000:],
-            )
+            raise StackError(failure, output.decode(errors="replace")[-3000:])
+
+    async def after_ready(self) -> None:
+        """A cluster formatted before it had the SASL listener gets its SCRAM user now."""
+        if self.node.sasl_port is None or self.node != self.cluster.nodes[0]:
+            return
+        layout = Layout.of(self.settings)
+        marker = _scram_marker(layout, self.cluster)
+        if marker.exists():
+            return
+        command = render.scram_user_command(
+            self.runtime.java,
+            self.runtime.libs,
+            self.cluster.bootstrap,
+            render.scram_credential(SASL_USER, SASL_PASSWORD),
+            SASL_USER,
+        )
+        await self._java(command, f"could not create the SCRAM user of {self.cluster.name}.")
+        marker.write_text(SASL_USER + "\n")
 
     async def ready(self) -> bool:
         if not port_answers(self.node.port):
@@ -178,6 +214,11 @@ class KafkaNodeService(Service):
 
     def log_files(self, layout: Layout) -> list[Path]:
         return [layout.log_file(self.name), layout.out_file(self.name)]
+
+
+def _scram_marker(layout: Layout, cluster: KafkaCluster) -> Path:
+    """Present once the cluster's metadata holds the stack's SCRAM user."""
+    return layout.root / "data" / f"{cluster.name}.scram-user"
 
 
 def node_services(settings: Settings, cluster: KafkaCluster) -> list[Service]:

@@ -1,14 +1,22 @@
 """Where the local stack keeps its files and which ports it uses: pure, no I/O.
 
 One directory (`settings.stack_dir`) holds everything: `run/` pid files, `logs/`, `conf/`
-generated configuration and `data/` per service. Every service binds 127.0.0.1 only.
+generated configuration (`conf/tls/`: the stack's CA and server certificate) and `data/` per
+service. Every service binds 127.0.0.1 only.
+
+The local stack's credentials are fixed and public (local-only services, like the keys of the
+S3 stand-in): the three-broker cluster's SCRAM user and the S3 keys. A client of the stack is
+given them explicitly (`local_s3_credentials`, `sasl_client_settings`); nothing defaults to them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
+
+from pydantic import SecretStr
 
 from config.settings import Settings
 
@@ -16,6 +24,11 @@ HOST = "127.0.0.1"
 SINGLE = "kafka"
 CLUSTER = "kafka3"
 CLUSTER_SIZE = 3
+SASL_MECHANISM = "SCRAM-SHA-512"
+SASL_USER = "runway"
+SASL_PASSWORD = "runway-secret"  # the local stack's, public like the S3 keys
+S3_ACCESS_KEY = "runway"
+S3_SECRET_KEY = "runway-secret"  # moto takes any key
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,16 @@ class Layout:
     def conf_file(self, name: str, suffix: str) -> Path:
         return self.conf_dir / f"{name}{suffix}"
 
+    @property
+    def tls_dir(self) -> Path:
+        """The stack's CA and server certificate, kept across `up`s (clients trust the CA)."""
+        return self.conf_dir / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA certificate a client of the stack's TLS listeners trusts."""
+        return self.tls_dir / "ca.pem"
+
 
 @dataclass(frozen=True)
 class KafkaNode:
@@ -65,6 +88,7 @@ class KafkaNode:
     node_id: int
     port: int
     controller_port: int
+    sasl_port: int | None = None  # a SASL_SSL listener next to PLAINTEXT (three-broker cluster)
 
     @property
     def name(self) -> str:
@@ -87,6 +111,11 @@ class KafkaCluster:
         return ",".join(node.address for node in self.nodes)
 
     @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_SSL listeners (SCRAM over TLS); empty when the cluster has none."""
+        return ",".join(f"{HOST}:{n.sasl_port}" for n in self.nodes if n.sasl_port is not None)
+
+    @property
     def quorum_voters(self) -> str:
         return ",".join(f"{n.node_id}@{HOST}:{n.controller_port}" for n in self.nodes)
 
@@ -105,7 +134,14 @@ def single_broker(settings: Settings) -> KafkaCluster:
 def three_brokers(settings: Settings) -> KafkaCluster:
     base = settings.stack_cluster_port
     nodes = tuple(
-        KafkaNode(CLUSTER, i + 1, base + i, base + CLUSTER_SIZE + i) for i in range(CLUSTER_SIZE)
+        KafkaNode(
+            CLUSTER,
+            i + 1,
+            port=base + i,
+            controller_port=base + CLUSTER_SIZE + i,
+            sasl_port=base + 2 * CLUSTER_SIZE + i,
+        )
+        for i in range(CLUSTER_SIZE)
     )
     return KafkaCluster(CLUSTER, nodes, replication_factor=3, min_insync_replicas=2)
 
@@ -127,3 +163,23 @@ class PostgresTarget:
 def postgres_target(settings: Settings) -> PostgresTarget:
     url = urlparse(settings.postgres_url)
     return PostgresTarget(user=url.username or "runway", database=url.path.lstrip("/") or "runway")
+
+
+def local_s3_credentials() -> dict[str, Any]:
+    """Settings updates for a client of the stack's S3 (boto3 needs a key; moto takes any)."""
+    return {"aws_access_key_id": S3_ACCESS_KEY, "aws_secret_access_key": SecretStr(S3_SECRET_KEY)}
+
+
+def sasl_client_settings(layout: Layout, cluster: KafkaCluster) -> dict[str, Any]:
+    """Settings updates for a client of the cluster's SASL_SSL listeners (SCRAM over TLS,
+    verified against the stack's CA), for `Settings.model_copy(update=...)`."""
+    if not cluster.sasl_bootstrap:
+        raise ValueError(f"{cluster.name} has no SASL_SSL listener")
+    return {
+        "kafka_bootstrap": cluster.sasl_bootstrap,
+        "kafka_security_protocol": "SASL_SSL",
+        "kafka_sasl_mechanism": SASL_MECHANISM,
+        "kafka_sasl_username": SASL_USER,
+        "kafka_sasl_password": SecretStr(SASL_PASSWORD),
+        "kafka_ssl_cafile": layout.ca_file,
+    }

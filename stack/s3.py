@@ -11,21 +11,24 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from config.connections import s3_keys
 from config.settings import Settings
 from stack import render
 from stack.errors import PrerequisiteMissing
-from stack.plan import HOST, Layout
+from stack.plan import HOST, Layout, local_s3_credentials
 from stack.processes import port_answers
 from stack.service import Service
 
 
 def s3_client(settings: Settings, endpoint_url: str | None = None) -> Any:
+    """boto3's client with the settings' keys, or the AWS default credential chain without."""
+    access_key, secret_key = s3_keys(settings)
     return boto3.client(
         "s3",
         endpoint_url=endpoint_url or settings.s3_endpoint_url,
         region_name=settings.s3_region,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}),
     )
 
@@ -35,7 +38,8 @@ class S3Service(Service):
     stop_grace_s = 10.0
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+        # The stand-in's own keys, whatever the settings say (unset: the AWS chain, for AWS).
+        self.settings = settings.model_copy(update=local_s3_credentials())
         self.port = settings.stack_s3_port
         self.address = f"{HOST}:{self.port}"
         self.ports = (self.port,)

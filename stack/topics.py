@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 
+from config.connections import describe_kafka, kafka_options
 from config.settings import Settings
 from stack.clock import Deadline, wait_until
 from stack.errors import StackError, TopicMismatch
@@ -59,13 +60,13 @@ async def create_topics(settings: Settings, timeout_s: float = 60.0) -> list[str
     """Create Runway's topics that are missing; names created. Raises TopicMismatch when one
     exists with another partition count, StackError when Kafka cannot be reached or refuses."""
     names = list(settings.topic_names.values())
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     try:
         try:
             await admin.start()
         except Exception as exc:
             raise StackError(
-                f"Kafka at {settings.kafka_bootstrap} cannot be reached ({exc!r}): "
+                f"{describe_kafka(settings)} cannot be reached ({exc!r}): "
                 "start it with `runway stack up`."
             ) from exc
         existing = await _partitions(admin, names)

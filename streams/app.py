@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import faust
+from typing import Any
 
+import faust
+from faust.types.auth import CredentialsT
+
+from config.connections import kafka_security
 from config.settings import Settings
+from streams.preflight import worker_class
 
 CHANGELOG_BATCH_BYTES = 32 * 1024 * 1024
 
@@ -13,6 +18,8 @@ def create_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
+        Worker=worker_class(settings),  # refused credentials: one line and exit, before Faust
         store="rocksdb://",
         datadir=str(settings.datadir),
         web_host=settings.web_host,
@@ -46,3 +53,20 @@ def create_app(settings: Settings) -> faust.App:
         autodiscover=False,
     )
     return app
+
+
+def broker_credentials(settings: Settings) -> CredentialsT | None:
+    """Faust's form of `config.connections.kafka_security`: the same protocol, mechanism, user
+    and TLS context as every other client (Faust turns it back into aiokafka's arguments)."""
+    security: dict[str, Any] = kafka_security(settings)
+    protocol = security["security_protocol"]
+    if protocol.startswith("SASL_"):
+        return faust.SASLCredentials(
+            username=security["sasl_plain_username"],
+            password=security["sasl_plain_password"],
+            mechanism=security["sasl_mechanism"],
+            ssl_context=security.get("ssl_context"),  # SASL_SSL with it, SASL_PLAINTEXT without
+        )
+    if protocol == "SSL":
+        return faust.SSLCredentials(security["ssl_context"])
+    return None

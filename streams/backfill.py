@@ -7,7 +7,8 @@ Faust's consumer cannot be trusted to re-deliver records below its read position
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -21,12 +22,13 @@ class HoleUnreadable(RuntimeError):
 
 
 async def read_range(
-    bootstrap: str, topic: str, partition: int, start: int, end: int
+    kafka: Mapping[str, Any], topic: str, partition: int, start: int, end: int
 ) -> AsyncIterator[RawRecord]:
-    """Records of `topic[partition]` with start <= offset < end, in order."""
+    """Records of `topic[partition]` with start <= offset < end, in order; `kafka` is
+    `config.connections.kafka_options` (servers and security)."""
     tp = TopicPartition(topic, partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",  # below the log start (retention): from the start

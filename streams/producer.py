@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
 
+from config.connections import kafka_options
 from config.settings import Settings
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """Durable, ordered, fast: acks=all with idempotence, 1 MiB batches, a short linger."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,

@@ -72,9 +72,9 @@ class FeedingConsumer(faust_aiokafka.Consumer):
 class Runtime:
     """What the processors, sinks and the watchdog may ask of the Faust app, typed and small."""
 
-    def __init__(self, app: faust.App, bootstrap: str) -> None:
+    def __init__(self, app: faust.App, kafka: Mapping[str, Any]) -> None:
         self._app = app
-        self._bootstrap = bootstrap
+        self._kafka = kafka  # config.connections.kafka_options: servers and security
         self._feeds: dict[str, Feed] = {}
         self._rebalance_began: float | None = None
         self._handlers: list[Callable[..., Awaitable[None]]] = []
@@ -107,7 +107,7 @@ class Runtime:
         self, topic: str, partition: int, start: int, end: int
     ) -> AsyncIterator[RawRecord]:
         """Records [start, end) of a partition, read with a consumer outside the group."""
-        return read_range(self._bootstrap, topic, partition, start, end)
+        return read_range(self._kafka, topic, partition, start, end)
 
     async def seek(
         self, offsets: Mapping[tuple[str, int], int], *, unless_revoked: bool = False

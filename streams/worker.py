@@ -23,6 +23,7 @@ from agents.batch_view import BatchViewProcessor
 from agents.continuity import Continuity
 from agents.join import JoinProcessor
 from agents.ownership import Ownership
+from config.connections import kafka_options, redis_options, s3_keys
 from config.settings import Settings
 from config.windows import parse_windows
 from contracts import codec
@@ -102,7 +103,7 @@ def _continuity(runtime: Runtime, telemetry: Telemetry) -> Continuity:
 
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     telemetry = Telemetry()
-    runtime = Runtime(app, settings.kafka_bootstrap)
+    runtime = Runtime(app, kafka_options(settings))
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
     windows = parse_windows(settings.windows)
     topics = settings.topic_names
@@ -113,7 +114,11 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     join_store = _checkpoint_store(runtime, join_table, settings)
 
     redis = Redis.from_url(
-        settings.redis_url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=5
+        settings.redis_url,
+        **redis_options(settings),
+        socket_timeout=2,
+        socket_connect_timeout=2,
+        health_check_interval=5,
     )
 
     def reader_for(partition: int) -> Any:
@@ -214,8 +219,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         filesystem, root = open_filesystem(
             settings.batch_view_uri,
             settings.s3_endpoint_url,
-            settings.aws_access_key_id,
-            settings.aws_secret_access_key,
+            *s3_keys(settings),
             settings.s3_region,
         )
         batch_view = BatchViewProcessor(

@@ -20,7 +20,7 @@ import pytest
 from config.settings import Settings, load_settings
 from stack import api, processes
 from stack.errors import StackError
-from stack.plan import KafkaCluster, Layout, single_broker, three_brokers
+from stack.plan import KafkaCluster, Layout, local_s3_credentials, single_broker, three_brokers
 from stack.topics import ensure_topics
 
 
@@ -120,6 +120,7 @@ async def settings(stack: StackHandle) -> Settings:
         topic_prefix=f"test-{tag}-",
         app_id=f"test-{tag}",
         partitions=4,
+        **local_s3_credentials(),  # the stack's S3 stand-in; unset would mean the AWS chain
     )
     await ensure_topics(settings)
     return settings
@@ -135,6 +136,7 @@ async def cluster_settings(cluster: StackHandle) -> Settings:
         topic_prefix=f"test-{tag}-",
         app_id=f"test-{tag}",
         partitions=4,
+        **local_s3_credentials(),
     )
     await ensure_topics(settings)
     return settings

@@ -50,6 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from faust.cli import option
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
+from config.connections import kafka_options, redis_options
 from config.settings import Settings, worker_environment
 from stack.topics import ensure_topics
 from streams.producer import make_producer
@@ -164,7 +165,7 @@ async def baseline(backlog: Backlog, dbdir: Path) -> dict[str, float]:
     options.set_block_based_table_factory(table)
     db = Rdict(str(dbdir), options)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka_options(settings),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_bytes=64 * 1_048_576,
@@ -251,7 +252,7 @@ async def measure_worker(
         stderr=subprocess.STDOUT,
     )
     spawned = time.monotonic()
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     spy: subprocess.Popen[bytes] | None = None
     peak = 0
@@ -323,7 +324,7 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 async def cleanup(settings: Settings) -> None:
     """Delete the phase's topics (inputs, outputs, Faust's changelogs and leader topic)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
         mine = [
@@ -338,7 +339,7 @@ async def cleanup(settings: Settings) -> None:
     with contextlib.suppress(Exception):
         from redis.asyncio import Redis
 
-        redis = Redis.from_url(settings.redis_url)
+        redis = Redis.from_url(settings.redis_url, **redis_options(settings))
         keys = [k async for k in redis.scan_iter(match=f"{settings.redis_key_prefix}*")]
         if keys:
             await redis.delete(*keys)

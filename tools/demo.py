@@ -47,6 +47,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from config.connections import redis_options
 from config.settings import Settings
 from stack import api
 from stack.errors import StackError
@@ -274,7 +275,12 @@ class Demo:
         # The plans (ids, tasks, version) do not depend on where event time starts.
         plans: list[ModelPlan] = plan_models(demo_spec(options, 0, version), random.Random(0))
         self.model_ids = [p.model_id for p in plans]
-        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        redis = Redis.from_url(
+            settings.redis_url,
+            **redis_options(settings),
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
         try:
             clocks = await model_clocks(redis, settings.redis_key_prefix, self.model_ids)
         finally:
@@ -343,7 +349,12 @@ class Demo:
         self.milestones = Milestones(
             frozenset(model_ids[: options.drift_models]), spec.model_version
         )
-        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        redis = Redis.from_url(
+            settings.redis_url,
+            **redis_options(settings),
+            socket_timeout=2,
+            socket_connect_timeout=2,
+        )
         poller = asyncio.create_task(self._poll(stop))
         started = time.monotonic()
         title = (

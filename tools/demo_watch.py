@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
+from config.connections import kafka_options
 from config.settings import Settings
 from contracts.ids import escape_id
 from tools.demo_table import Hashes
@@ -86,8 +87,8 @@ class GroupWatch:
             for name in ("predictions", "outcomes")
             for p in range(settings.partitions)
         ]
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        self.consumer = AIOKafkaConsumer(**kafka_options(settings))
+        self.admin = AIOKafkaAdminClient(**kafka_options(settings))
         self.baseline = 0
         self.dead_letters = 0
         self.backlog: int | None = None

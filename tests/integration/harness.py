@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
+from config.connections import kafka_options
 from config.settings import Settings
 from stack.processes import WorkerProcess, tail
 from streams.producer import make_producer
@@ -93,8 +94,8 @@ async def send_records(settings: Settings, records: Iterable[Record]) -> int:
 
 async def group_caught_up(settings: Settings, topics: list[str]) -> bool:
     """True when the app's consumer group has committed every record of `topics`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
+    consumer = AIOKafkaConsumer(**kafka_options(settings))
     await admin.start()
     await consumer.start()
     try:
@@ -117,9 +118,7 @@ async def group_caught_up(settings: Settings, topics: list[str]) -> bool:
 
 async def read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes]]:
     """Every record of a topic, from the beginning to the current end."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]

@@ -14,6 +14,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from config.connections import redis_options
 from config.settings import Settings
 from stack.processes import free_port
 from tests.integration import dataset, oracle
@@ -53,7 +54,7 @@ def worker_settings(base: Settings, tmp: Path, name: str, **extra: Any) -> Setti
 
 
 async def redis_snapshot(settings: Settings) -> dict[str, dict[str, str]]:
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings), decode_responses=True)
     try:
         names = sorted(await redis.keys(f"{settings.redis_key_prefix}:model:*"))
         # the staleness hash carries its wall-clock emission time: not part of the speed view

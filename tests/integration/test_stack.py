@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pyarrow import fs
 
+from config.connections import s3_keys
 from config.settings import Settings
 from stack import api, processes
 from stack.clock import Deadline, wait_until
@@ -108,9 +109,11 @@ async def test_redis_read_write(settings: Settings) -> None:
 
 async def test_parquet_round_trip_on_s3(settings: Settings) -> None:
     assert settings.s3_endpoint_url is not None
+    access_key, secret_key = s3_keys(settings)  # the stack's, set by the fixture
+    assert access_key is not None and secret_key is not None
     s3 = fs.S3FileSystem(
-        access_key=settings.aws_access_key_id,
-        secret_key=settings.aws_secret_access_key,
+        access_key=access_key,
+        secret_key=secret_key,
         region=settings.s3_region,
         endpoint_override=settings.s3_endpoint_url,
         allow_bucket_creation=False,

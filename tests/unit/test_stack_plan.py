@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from stack.plan import Layout, cluster_for, postgres_target, single_broker, three_brokers
+from stack.plan import (
+    Layout,
+    cluster_for,
+    local_s3_credentials,
+    postgres_target,
+    sasl_client_settings,
+    single_broker,
+    three_brokers,
+)
 
 
 def test_single_broker_uses_the_dev_ports() -> None:
@@ -77,3 +85,44 @@ def test_relative_stack_dir_resolves_against_the_working_directory(
 def test_postgres_target_comes_from_the_url() -> None:
     target = postgres_target(Settings(postgres_url="postgresql://reg@127.0.0.1:5433/registry"))
     assert (target.user, target.database) == ("reg", "registry")
+
+
+def test_the_cluster_has_sasl_ssl_listeners_after_its_controllers() -> None:
+    cluster = three_brokers(Settings())
+    assert [n.sasl_port for n in cluster.nodes] == [9198, 9199, 9200]
+    assert cluster.sasl_bootstrap == "127.0.0.1:9198,127.0.0.1:9199,127.0.0.1:9200"
+    assert single_broker(Settings()).sasl_bootstrap == ""
+    every = [
+        port
+        for c in (single_broker(Settings()), cluster)
+        for n in c.nodes
+        for port in (n.port, n.controller_port, n.sasl_port)
+        if port is not None
+    ]
+    assert len(every) == len(set(every)) == 11
+
+
+def test_sasl_client_settings_point_at_the_listeners_and_trust_the_stack_ca(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(stack_dir=tmp_path)
+    layout = Layout.of(settings)
+    update = sasl_client_settings(layout, three_brokers(settings))
+    client = settings.model_copy(update=update)
+    assert client.kafka_bootstrap == "127.0.0.1:9198,127.0.0.1:9199,127.0.0.1:9200"
+    assert client.kafka_security_protocol == "SASL_SSL"
+    assert client.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert client.kafka_sasl_username == "runway"
+    assert client.kafka_sasl_password is not None
+    assert client.kafka_sasl_password.get_secret_value() == "runway-secret"
+    assert client.kafka_ssl_cafile == layout.ca_file == layout.root / "conf" / "tls" / "ca.pem"
+    with pytest.raises(ValueError, match="no SASL_SSL listener"):
+        sasl_client_settings(layout, single_broker(settings))
+
+
+def test_local_s3_credentials_are_explicit_and_secret() -> None:
+    settings = Settings(**local_s3_credentials())
+    assert settings.aws_access_key_id == "runway"
+    assert settings.aws_secret_access_key is not None
+    assert settings.aws_secret_access_key.get_secret_value() == "runway-secret"
+    assert "runway-secret" not in repr(settings)

@@ -105,3 +105,53 @@ def test_cluster_ids_look_like_kafka_uuids() -> None:
     ids = {new_cluster_id() for _ in range(200)}
     assert len(ids) == 200
     assert all(len(i) == 22 and not i.startswith("-") and "=" not in i for i in ids)
+
+
+def test_three_broker_nodes_add_a_sasl_ssl_listener_with_a_keystore() -> None:
+    cluster = three_brokers(Settings())
+    node = cluster.node(2)
+    props = parse(
+        render.server_properties(cluster, node, Path("/d"), Path("/s/conf/tls/keystore.pem"))
+    )
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:9193,CONTROLLER://127.0.0.1:9196,SASL_SSL://127.0.0.1:9199"
+    )
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9193,SASL_SSL://127.0.0.1:9199"
+    assert props["listener.security.protocol.map"] == (
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL"
+    )
+    assert props["inter.broker.listener.name"] == "PLAINTEXT"  # the brokers among themselves
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] == (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    )
+    assert props["listener.name.sasl_ssl.ssl.keystore.type"] == "PEM"
+    assert props["listener.name.sasl_ssl.ssl.keystore.location"] == "/s/conf/tls/keystore.pem"
+    assert props["connection.failed.authentication.delay.ms"] == "0"
+
+
+def test_the_dev_broker_never_gets_a_sasl_listener() -> None:
+    cluster = single_broker(Settings())
+    text = render.server_properties(cluster, cluster.nodes[0], Path("/d"), Path("/k.pem"))
+    assert "SASL" not in text
+
+
+def test_storage_format_adds_the_scram_user() -> None:
+    credential = render.scram_credential("runway", "runway-secret")
+    assert credential == "SCRAM-SHA-512=[name=runway,password=runway-secret]"
+    command = render.storage_format_command(
+        "/usr/bin/java", Path("/c/libs"), "abc", Path("/s/conf/kafka3-1.properties"), [credential]
+    )
+    assert command[command.index("--add-scram") + 1] == credential
+    assert command[-1] == "--ignore-formatted"
+    plain = render.storage_format_command("/j", Path("/l"), "abc", Path("/p"))
+    assert "--add-scram" not in plain
+
+
+def test_scram_user_command_alters_the_user_on_the_running_cluster() -> None:
+    credential = render.scram_credential("runway", "pw")
+    command = render.scram_user_command("/j", Path("/l"), "127.0.0.1:9192", credential, "runway")
+    assert command[command.index("-cp") + 1 :][:2] == ["/l/*", "kafka.admin.ConfigCommand"]
+    assert command[command.index("--bootstrap-server") + 1] == "127.0.0.1:9192"
+    assert command[command.index("--add-config") + 1] == credential
+    assert command[-4:] == ["--entity-type", "users", "--entity-name", "runway"]
