@@ -81,7 +81,11 @@ class BatchViewProcessor(Processor):
         for row in self._rows(message):
             part.stream_time = max(part.stream_time, row["outcome_timestamp"])
             if dedup.first_sighting(
-                part.txn, row["prediction_id"], row["outcome_timestamp"], self._retention_ms
+                part.txn,
+                row["model_id"],
+                row["prediction_id"],
+                row["outcome_timestamp"],
+                self._retention_ms,
             ):
                 buffer.rows.append(row)
             else:

@@ -12,7 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agents.continuity import Continuity
+import orjson
+
+from agents.continuity import Continuity, RawRecord
 from agents.ownership import Ownership
 from agents.processor import Processor
 from contracts import codec
@@ -111,9 +113,21 @@ class JoinProcessor(Processor):
             if kind == "predictions":
                 self.rules.on_prediction(part.txn, item, fx)
             else:
-                self.rules.on_outcome(part.txn, item, part.stream_time, fx)
+                self.rules.on_outcome(part.txn, item, part.stream_time, fx, message.offset)
         for rejected in bad:
             self._dead_letter(part.partition, rejected, message)
+        for reason, outcome, offset in fx.rejected:
+            # The outcome met its prediction now (or it had waited early and the prediction
+            # came now): the dead letter names the outcome's own record.
+            source = RawRecord(
+                self.inputs[1],
+                part.partition,
+                message.offset if offset is None else offset,
+                outcome["model_id"].encode(),
+                orjson.dumps(outcome),
+            )
+            dead = codec.Rejected(reason, None, source.value or b"", "binary_label")
+            self._dead_letter(part.partition, dead, source)
         self._collect(part.partition, fx)
         part.mark(message.topic, message.offset)
         part.events += len(good) + len(bad)
@@ -175,6 +189,7 @@ class JoinProcessor(Processor):
         """
         for partition in partitions:
             part = self.store.partition(partition)
+            self._pull_back_future(part)
             models = {
                 key[len(keys.MODEL) :].decode()
                 for key, _ in part.txn.scan(keys.MODEL, keys.MODEL_END)
@@ -182,6 +197,34 @@ class JoinProcessor(Processor):
             if models:
                 self._on_models_changed(partition, models)
         log.info("join: owns partitions %s after recovery", sorted(partitions))
+
+    def _pull_back_future(self, part: PartitionState) -> None:
+        """Heal state written before future-dated events were refused at the door.
+
+        Input sides and model clocks beyond wall clock + the allowed skew come back to that
+        ceiling (and the far buckets go): the partition's stream time no longer runs ahead of
+        real events, and the model's windows cover them again. Predictions already expired
+        by the bad clock stay expired; their late labels are counted as late.
+        """
+        if self._max_skew_ms is None:
+            return
+        ceiling = self._now() + self._max_skew_ms
+        ahead = {topic: t for topic, t in part.sides.items() if t > ceiling}
+        healed = self.rules.pull_back(part.txn, ceiling)
+        if not ahead and not healed:
+            return
+        for topic in ahead:
+            part.sides[topic] = ceiling
+        part.stream_time = min(part.stream_time, ceiling)
+        part.moved = True
+        log.warning(
+            "join: partition %s held event time beyond the wall clock + %d ms; pulled back "
+            "input clocks %s and the clocks of %d model(s)",
+            part.partition,
+            self._max_skew_ms,
+            sorted(ahead),
+            len(healed),
+        )
 
     def _watermark(self, sides: dict[str, int]) -> int:
         """The partition's stream time: the least advanced of its two inputs.

@@ -67,10 +67,23 @@ class Processor:
         self._failed: dict[tuple[str, int, int], str] = {}  # records to reject, by position
         self._rewound: set[int] = set()  # partitions reading their rewound range again
 
-    async def run(self, feed: Source, fatal: Callable[[str], object]) -> None:
-        """Apply every fetch of `feed`, for as long as the worker runs."""
+    async def run(
+        self,
+        feed: Source,
+        fatal: Callable[[str], object],
+        stopping: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Apply every fetch of `feed`, for as long as the worker runs.
+
+        Once the worker is stopping nothing more is applied: Faust stops the consumer, the
+        tables and then the producer without telling the processors, so a checkpoint begun
+        then fails on a producer that is gone. That is no error (the last checkpoint stands
+        and the next owner reads on from it), so it must not turn a clean stop into exit 70.
+        """
         while True:
             fetch = await feed.get()
+            if stopping():
+                return
             topic, partition = fetch.tp
             self.busy = True
             try:
@@ -78,6 +91,13 @@ class Processor:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if stopping():
+                    log.info(
+                        "%s stopped during a fetch (%r); the last checkpoint stands",
+                        type(self).__name__,
+                        exc,
+                    )
+                    return
                 log.exception("%s failed on %s[%s]", type(self).__name__, topic, partition)
                 fatal(f"{type(self).__name__}: {type(exc).__name__}: {exc}")
                 raise

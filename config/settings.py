@@ -299,6 +299,11 @@ class Settings(BaseSettings):
     registry_group_id: str = Field(
         "runway-registry", description="Consumer group of `runway registry-agent`."
     )
+    registry_agent_metrics_port: int = Field(
+        6071,
+        description="`runway registry-agent`'s Prometheus /metrics port (0 = none; a port in "
+        "use is logged and the agent runs without it).",
+    )
     api_host: str = Field("127.0.0.1", description="`runway api` listen address.")
     api_port: int = Field(8080, description="`runway api` port.")
     api_token: str = Field(
@@ -393,9 +398,17 @@ class Settings(BaseSettings):
     retrain_backoff_base_s: float = Field(
         1.0, description="Full-jitter backoff: wait in [0, min(max, base * 2^(n-1))]."
     )
-    retrain_backoff_max_s: float = Field(60.0, description="Cap of the backoff wait.")
+    retrain_backoff_max_s: float = Field(
+        60.0, description="Cap of the backoff wait, and of a Retry-After the orchestrator sends."
+    )
     retrain_poll_s: float = Field(
         0.5, description="How often the DLQ replayer looks again while it may not call."
+    )
+    retrain_max_replays: int = Field(
+        60,
+        ge=1,
+        description="A dead-lettered request that fails this many replays is parked (recorded "
+        "with its last error) so the DLQ moves on; at the 60 s reset timeout, about an hour.",
     )
     retrain_commit_interval_s: float = Field(
         1.0, description="How often the retrain agent commits settled offsets."

@@ -67,6 +67,12 @@ class Telemetry:
             registry=self.registry,
         )
 
+        self.timer_errors = Counter(
+            "runway_timer_errors",
+            "Periodic tasks (speed view, staleness, watchdog) that raised; retried next tick",
+            ["timer"],
+            registry=self.registry,
+        )
         self.dead_letters = Counter(
             "runway_dead_letters",
             "Input records or events sent to the dead-letter topic, by class of reason",

@@ -9,7 +9,7 @@ import uvicorn
 from faust.cli import option
 
 from config.settings import Settings
-from registry.agent import RegistryAgent
+from registry.agent import RegistryAgent, serve_metrics
 from registry.bench import run_bench
 from registry.store import Store
 from registry.wiring import build_api
@@ -34,7 +34,13 @@ def register(app: faust.App, settings: Settings) -> None:
     @app.command()
     async def registry_agent(self: object) -> None:
         """Record staleness events in the registry database (own consumer group)."""
-        await until_signalled(RegistryAgent(settings, Store.from_settings(settings)).run)
+        agent = RegistryAgent(settings, Store.from_settings(settings))
+        server = serve_metrics(agent, settings.web_host, settings.registry_agent_metrics_port)
+        try:
+            await until_signalled(agent.run)
+        finally:
+            if server is not None:
+                server.shutdown()
 
     @app.command(
         option("--edges", type=int, default=20_000, help="Dependency edges (seed year 3: 20,000)."),

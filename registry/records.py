@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,8 +12,9 @@ THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000
 
 Task = Literal["binary", "regression"]
 NodeKind = Literal["model", "feature", "dataset"]
-RetrainStatus = Literal["queued", "started", "succeeded", "failed", "dead-lettered"]
-RETRAIN_STATUSES: tuple[str, ...] = ("queued", "started", "succeeded", "failed", "dead-lettered")
+# parked: the DLQ replay failed RUNWAY_RETRAIN_MAX_REPLAYS times; the queue moved on without it
+RetrainStatus = Literal["queued", "started", "succeeded", "failed", "dead-lettered", "parked"]
+RETRAIN_STATUSES: tuple[str, ...] = get_args(RetrainStatus)
 
 _ID = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:\-/]+$")
 
@@ -85,3 +86,20 @@ class RetrainRequest(BaseModel):
     created_at: int
     updated_at: int
     history: list[RetrainStep]
+
+
+class ParkedEvent(BaseModel):
+    """A consumed event the database refused for good (`registry.dberrors`): the consumer
+    recorded it here and committed past it. `value_b64` holds the event's bytes as a dead letter
+    would (the whole record, or the event's JSON when it came in a batch)."""
+
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    position: int = Field(description="Index in a batch record; -1 for a one-event record.")
+    model_id: str | None
+    value_b64: str
+    error_class: str = Field(description='The driver\'s class, e.g. "psycopg.errors.DataError".')
+    error_code: str | None = Field(description="SQLSTATE (PostgreSQL) or sqlite3 result code.")
+    error: str
+    parked_at: int

@@ -94,3 +94,26 @@ retrain_history = sa.Table(
     sa.Column("at", sa.BigInteger, primary_key=True),
     sa.Column("detail", sa.Text, nullable=True),
 )
+
+# Records a consumer could not write because the database refused them (a non-transient error,
+# `registry.dberrors`): kept whole here so the consumer can commit past them and go on.
+parked_events = sa.Table(
+    "parked_events",
+    metadata,
+    sa.Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    sa.Column("source_topic", sa.String(255), nullable=False),
+    sa.Column("source_partition", sa.Integer, nullable=False),
+    sa.Column("source_offset", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),  # index in a batch record; -1: whole record
+    sa.Column("model_id", sa.Text, nullable=True),
+    sa.Column("value_b64", sa.Text, nullable=False),  # its bytes, as a dead letter has them
+    sa.Column("error_class", sa.String(200), nullable=False),
+    sa.Column("error_code", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("parked_at", sa.BigInteger, nullable=False),
+    # a redelivered record parks once
+    sa.UniqueConstraint(
+        "source_topic", "source_partition", "source_offset", "position", name="uq_parked_event"
+    ),
+    sa.Index("ix_parked_events_model", "model_id"),
+)

@@ -26,6 +26,7 @@ from registry.records import (
     DependencyIn,
     Model,
     ModelIn,
+    ParkedEvent,
     RetrainRequest,
     RetrainStep,
     StalenessRecord,
@@ -349,3 +350,38 @@ class Store:
                     steps[row["request_id"]].append(RetrainStep.model_validate(row))
         return [RetrainRequest.model_validate({**q, "history": steps[q["request_id"]]})
                 for q in reqs]  # fmt: skip
+
+    def parked_retrains(self, limit: int = 100) -> list[RetrainRequest]:
+        """Every model's requests whose current status is `parked`, latest first (what needs a
+        person: the DLQ gave up on them; `detail` holds the last error)."""
+        r = t.retrain_requests.c
+        with self.read.connect() as conn:
+            models = conn.execute(
+                sa.select(r.model_id).where(r.status == "parked").group_by(r.model_id)
+            ).scalars().all()  # fmt: skip
+        found = [q for m in models for q in self.retrain_requests(m) if q.status == "parked"]
+        return sorted(found, key=lambda q: (-q.updated_at, q.request_id))[:limit]
+
+    # -- parked events (written by consumers the database refused a record of) -----------------
+
+    def park_event(self, parked: ParkedEvent) -> bool:
+        """Idempotent by the event's place (topic, partition, offset, position): a redelivered
+        record parks once. False if it was parked already."""
+        stmt = self._insert(t.parked_events).values(**parked.model_dump())
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=["source_topic", "source_partition", "source_offset", "position"]
+        ).returning(t.parked_events.c.id)
+        with self.write.begin() as conn:
+            return conn.execute(stmt).first() is not None
+
+    def parked_events(self, model_id: str | None = None, limit: int = 100) -> list[ParkedEvent]:
+        """Oldest first (in the order they were consumed), optionally of one model."""
+        p = t.parked_events.c
+        query = sa.select(t.parked_events)
+        if model_id is not None:
+            query = query.where(p.model_id == model_id)
+        query = query.order_by(
+            p.source_topic, p.source_partition, p.source_offset, p.position
+        ).limit(limit)
+        with self.read.connect() as conn:
+            return [ParkedEvent.model_validate(row) for row in conn.execute(query).mappings()]

@@ -4,9 +4,14 @@ never touches the join workers.
 
 Offsets: a staleness record's offset is committed only once every request it produced has a
 durable fate (started or failed recorded in the registry, or dead-lettered: the `retrain-dlq`
-record acknowledged), and a `retrain-dlq` record's only once the replayer has settled it. A crash
-replays what was not settled; the request's idempotency key keeps the orchestrator from starting
-a run twice.
+record acknowledged), and a `retrain-dlq` record's only once the replayer has settled it: started,
+failed, or parked after RUNWAY_RETRAIN_MAX_REPLAYS failed replays (`retrain.replay`), so one
+request the orchestrator keeps failing cannot hold back the queue behind it. A crash replays what
+was not settled; the request's idempotency key keeps the orchestrator from starting a run twice.
+
+Status writes to the registry are retried while the database is away; one it refuses for good
+(`registry.dberrors`: a value too long for its column, say) is logged, counted in
+`runway_retrain_unrecorded_total` and skipped, so the request goes on without its row.
 
 Memory across restarts: the episode/cooldown memory is a fold over the `staleness` topic (7 days
 retained, more than the 24 h cooldown) up to the group's committed offsets, rebuilt at start. The
@@ -30,12 +35,14 @@ from pydantic import ValidationError
 
 from config.connections import kafka_options
 from config.settings import Settings
-from retrain.breaker import CircuitBreaker, State
+from registry.dberrors import is_database_error, is_transient
+from retrain.breaker import CircuitBreaker
 from retrain.dispatch import Dispatcher, Outcome
 from retrain.episodes import EpisodeTracker
 from retrain.messages import RetrainRequest, StalenessView
 from retrain.offsets import PartitionOffsets
 from retrain.recorder import RetrainRecorder
+from retrain.replay import Replay, replay
 from retrain.telemetry import RetrainTelemetry
 
 log = logging.getLogger("runway.retrain")
@@ -211,7 +218,7 @@ class RetrainAgent:
                 if outcome.fate == "dead-lettered":
                     await self._dead_letter(job.request, outcome)
                 else:
-                    await self._settle(job.request, outcome)
+                    await self._settle(job.request, outcome.fate, outcome.detail)
                 self.offsets[job.partition].settled(job.offset)
             finally:
                 self.telemetry.in_flight.dec()
@@ -225,9 +232,9 @@ class RetrainAgent:
         )
         await self._record(request, "dead-lettered", outcome.detail, at)
 
-    async def _settle(self, request: RetrainRequest, outcome: Outcome) -> None:
-        """Started or failed: the request is no longer in flight."""
-        await self._record(request, outcome.fate, outcome.detail)
+    async def _settle(self, request: RetrainRequest, status: str, detail: str) -> None:
+        """Started, failed or parked: the request is no longer in flight."""
+        await self._record(request, status, detail)
         left = self.busy.get(request.model_id, 1) - 1
         if left > 0:
             self.busy[request.model_id] = left
@@ -249,15 +256,21 @@ class RetrainAgent:
                     request.model_version, request.episode, status, detail, at,
                 )  # fmt: skip
                 return
-            except Exception as exc:  # the registry is down: keep the offset, try again
+            except Exception as exc:
+                if is_database_error(exc) and not is_transient(exc):
+                    log.error("retrain %s: the registry refused status %s for good (%r); going on "
+                              "without it", request.request_id, status, exc)  # fmt: skip
+                    self.telemetry.unrecorded.labels(status).inc()
+                    return
+                # the registry is down: keep the offset, try again
                 log.warning("retrain agent: registry write failed (%r); retrying", exc)
                 await self.sleep(self.settings.retrain_poll_s)
 
     # -- the dead-letter queue ----------------------------------------------------------------
 
     async def _replayer(self) -> None:
-        """Settles dead letters in order. While the breaker is open it waits; half-open, its
-        request is the trial; closed, it replays with the full retry policy."""
+        """Settles dead letters in order (`retrain.replay`): started, failed, or parked once it
+        has failed RUNWAY_RETRAIN_MAX_REPLAYS replays, so the next one gets its turn."""
         assert self._dlq_consumer is not None
         while True:
             record = await self._dlq_consumer.getone()
@@ -267,22 +280,26 @@ class RetrainAgent:
                 log.error("retrain agent: unreadable dead letter skipped: %s", exc)
             else:
                 self.busy.setdefault(request.model_id, 1)
-                while True:
-                    await self._until_admitted()
-                    outcome = await self.dispatcher.deliver(request)
-                    self.telemetry.attempts.inc(outcome.attempts)
-                    if outcome.fate != "dead-lettered":
-                        break
-                    if self.breaker.state is not State.OPEN:  # trial slot taken, or exhausted
-                        await self.sleep(self.settings.retrain_poll_s)
-                await self._settle(request, outcome)
+                done = await replay(
+                    request, self.dispatcher, max_replays=self.settings.retrain_max_replays,
+                    poll_s=self.settings.retrain_poll_s, sleep=self.sleep,
+                    observe=lambda outcome: self.telemetry.attempts.inc(outcome.attempts),
+                )  # fmt: skip
+                if done.parked:
+                    await self._park(request, done)
+                else:
+                    await self._settle(request, done.outcome.fate, done.outcome.detail)
                 self.telemetry.replayed.inc()
             tp = TopicPartition(record.topic, record.partition)
             await self._dlq_consumer.commit({tp: record.offset + 1})
 
-    async def _until_admitted(self) -> None:
-        while self.breaker.state is State.OPEN:
-            await self.sleep(max(0.01, self.breaker.seconds_until_half_open()))
+    async def _park(self, request: RetrainRequest, done: Replay) -> None:
+        """Given up after its replays: recorded `parked` with the last error, for a person."""
+        detail = f"parked after {done.failed_replays} failed replays; last: {done.outcome.detail}"
+        log.error("retrain %s %s@%s: %s", request.request_id, request.model_id,
+                  request.model_version, detail)  # fmt: skip
+        self.telemetry.parked.labels(done.outcome.failure or "unknown").inc()
+        await self._settle(request, "parked", detail)
 
     async def _committer(self) -> None:
         while True:

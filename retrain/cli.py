@@ -52,6 +52,7 @@ def register(app: faust.App, settings: Settings) -> None:
         option("--retry-after", type=float, default=None, help="Retry-After seconds on failures."),
         option("--hang", is_flag=True, default=False, help="Never answer."),
         option("--latency-ms", type=int, default=0, help="Delay before every answer."),
+        option("--poison", multiple=True, help="A model whose every call fails (repeatable)."),
         name="orchestrator-standin",
     )
     async def orchestrator_standin(
@@ -64,9 +65,10 @@ def register(app: faust.App, settings: Settings) -> None:
         retry_after: float | None,
         hang: bool,
         latency_ms: int,
+        poison: tuple[str, ...],
     ) -> None:
         """A stand-in Maestro orchestrator for tests and the demo (GET /calls, POST /control)."""
-        switches = Switches(fail, down, status, retry_after, hang, latency_ms)
+        switches = Switches(fail, down, status, retry_after, hang, latency_ms, list(poison))
         standin = StandIn(switches)
         await until_signalled(
             lambda stop: serve(

@@ -5,6 +5,11 @@ randomness.
 Retries use tenacity: its stop, wait, retry and sleep hooks express the policy exactly (stop
 after N attempts *or* as soon as the breaker is open; full jitter with an injected random source,
 overridden by Retry-After; only transient failures; injected sleep).
+
+Retry-After is honoured up to the backoff's cap (`RetryPolicy.cap_s`, RUNWAY_RETRAIN_BACKOFF_MAX_S,
+60 s): the wait holds one of the concurrent slots, so an orchestrator answering `429 Retry-After:
+86400` must not take a slot for a day. After the capped wait the request is retried as usual, and
+once its attempts are spent it is dead-lettered and replayed (and parked if it keeps failing).
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ class CircuitOpen(Exception):
 
 
 class Transient(Exception):
-    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+    def __init__(self, reason: str, kind: str, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
+        self.kind = kind  # "unreachable" or "http_<status>": a metric label
         self.retry_after_s = retry_after_s
 
 
@@ -57,6 +63,7 @@ class Outcome:
     detail: str
     attempts: int
     answer: Answer | None = None
+    failure: str | None = None  # a dead letter's: Transient.kind, or "circuit_open"
 
 
 @dataclass(frozen=True)
@@ -76,14 +83,14 @@ async def guarded(breaker: CircuitBreaker, call: StartCall, request: RetrainRequ
         answer = await call(request)
     except Unreachable as exc:
         breaker.failure(permit, str(exc))
-        raise Transient(str(exc)) from exc
+        raise Transient(str(exc), "unreachable") from exc
     except BaseException:
         breaker.release(permit)
         raise
     if answer.status in RETRYABLE_STATUS:
         reason = f"HTTP {answer.status}: {answer.body[:200]}"
         breaker.failure(permit, reason)
-        raise Transient(reason, answer.retry_after_s)
+        raise Transient(reason, f"http_{answer.status}", answer.retry_after_s)
     if answer.status >= 500:
         breaker.failure(permit, f"HTTP {answer.status}")
     else:
@@ -118,7 +125,7 @@ class Dispatcher:
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, Transient) and exc.retry_after_s is not None:
-            return exc.retry_after_s
+            return min(exc.retry_after_s, self.policy.cap_s)
         return full_jitter(
             state.attempt_number, self.policy.base_s, self.policy.cap_s, self.uniform
         )
@@ -143,11 +150,11 @@ class Dispatcher:
         try:
             answer: Answer = await retrying(guarded, self.breaker, counted, request)
         except CircuitOpen as exc:
-            return self._count(Outcome("dead-lettered", str(exc), attempts))
+            return self._count(Outcome("dead-lettered", str(exc), attempts, None, "circuit_open"))
         except Transient as exc:
             why = "circuit opened" if self.breaker.state is State.OPEN else "retries exhausted"
             detail = f"{why} after {attempts} attempts: {exc}"
-            return self._count(Outcome("dead-lettered", detail, attempts))
+            return self._count(Outcome("dead-lettered", detail, attempts, None, exc.kind))
         if 200 <= answer.status < 300:
             return self._count(Outcome("started", answer.body[:500], attempts, answer))
         detail = f"HTTP {answer.status}: {answer.body[:500]}"

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Fixed namespace: request ids are the same in every process and every replay.
 REQUEST_NAMESPACE = uuid.UUID("5b0a6c1e-8d1f-4f57-9a53-7d2f4c1e0a11")
 
-Status = Literal["queued", "started", "succeeded", "failed", "dead-lettered"]
+Status = Literal["queued", "started", "succeeded", "failed", "dead-lettered", "parked"]
 
 
 def request_id(model_id: str, model_version: str, episode: int) -> str:

@@ -4,8 +4,10 @@ recorded, idempotent by `request_id`, and switches to misbehave.
 Switches (CLI flags at start, `POST /control` with a JSON object of the same names later):
 `fail` (fail the next N calls), `down` (fail every call), `status` (what a failure answers:
 503, 429, or any code, e.g. 422), `retry_after` (seconds, sent with 429/503), `hang` (never
-answer), `latency_ms` (delay before every answer). `GET /calls` lists every call (optionally
-`?request_id=`), with counts of runs started and of duplicate calls.
+answer), `latency_ms` (delay before every answer), `poison` (model ids whose every call fails
+with `status`, while the others' succeed: a request the orchestrator cannot take).
+`GET /calls` lists every call (optionally `?request_id=`), with counts of runs started and of
+duplicate calls.
 """
 
 from __future__ import annotations
@@ -30,12 +32,21 @@ class Switches:
     retry_after: float | None = None
     hang: bool = False
     latency_ms: int = 0
+    poison: list[str] = field(default_factory=list)
 
     def update(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():
             if name not in self.__dataclass_fields__:
                 raise ValueError(f"unknown switch {name!r}")
             setattr(self, name, value)
+
+
+def model_of(run_params: object) -> str | None:
+    """The `model_id` run parameter of a start call's body, if it has one."""
+    if isinstance(run_params, dict) and isinstance(run_params.get("model_id"), dict):
+        value = run_params["model_id"].get("value")
+        return value if isinstance(value, str) else None
+    return None
 
 
 @dataclass
@@ -76,8 +87,9 @@ class StandIn:
         if s.hang:
             call["outcome"] = "hung"
             await self.unhang.wait()  # `hang` switched off, or shutdown
-        if s.down or s.fail > 0:
-            if not s.down:
+        poisoned = model_of(call["run_params"]) in s.poison
+        if s.down or s.fail > 0 or poisoned:
+            if not s.down and not poisoned:
                 s.fail -= 1
             call["outcome"] = str(s.status)
             headers = {"Retry-After": f"{s.retry_after:g}"} if s.retry_after is not None else {}

@@ -57,6 +57,19 @@ class RetrainTelemetry:
             "Dead-lettered requests settled by the replayer",
             registry=self.registry,
         )
+        self.parked = Counter(
+            "runway_retrain_parked",
+            "Dead-lettered requests given up after RUNWAY_RETRAIN_MAX_REPLAYS failed replays, by "
+            "their last failure (unreachable, http_<status>)",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.unrecorded = Counter(
+            "runway_retrain_unrecorded",
+            "Status writes the registry database refused for good (the request went on)",
+            ["status"],
+            registry=self.registry,
+        )
         breaker.subscribe(self.on_transition)
 
     def on_transition(self, transition: Transition) -> None:

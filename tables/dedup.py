@@ -1,4 +1,4 @@
-"""Which joined pairs the batch view has already written, by prediction_id. Pure.
+"""Which joined pairs the batch view has already written, by model and prediction_id. Pure.
 
 A replay of the join can put a pair on `joined` twice; the batch view keeps each pair once.
 An id is remembered for a retention period of event time (its outcome's timestamp onwards),
@@ -11,8 +11,10 @@ from tables import keys
 from tables.join import State
 
 
-def first_sighting(state: State, prediction_id: str, event_time: int, retention_ms: int) -> bool:
-    key = keys.seen(prediction_id)
+def first_sighting(
+    state: State, model_id: str, prediction_id: str, event_time: int, retention_ms: int
+) -> bool:
+    key = keys.seen(model_id, prediction_id)
     if state.get(key) is not None:
         return False
     deadline = event_time + retention_ms

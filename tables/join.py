@@ -2,7 +2,7 @@
 
 Everything works on a `PartitionTransaction` (or anything with get/set/delete/scan), so the rules
 are tested directly with a dict-backed store. A pair moves through these states, stored under
-`keys.pair(prediction_id)`:
+`keys.pair(model_id, prediction_id)`:
 
     P  prediction waiting for its label until `dl` (its timestamp + the model's label TTL)
     E  early outcome waiting for its prediction until `dl` (its timestamp + early-outcome TTL)
@@ -47,6 +47,16 @@ class JoinEffects:
     joined: list[dict[str, Any]] = field(default_factory=list)
     models: set[str] = field(default_factory=set)
     expired: int = 0
+    # Outcomes refused when they met their prediction: (reason, outcome, its input offset, or
+    # None for the record being applied). The processor turns each into a dead letter.
+    rejected: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
+
+
+def label_problem(task: str, label: float) -> str | None:
+    """Why an outcome's label cannot label a prediction of `task` (None: it can)."""
+    if task == "binary" and label not in (0, 1):
+        return f"label {label!r} of a binary model's outcome is not 0 or 1"
+    return None
 
 
 class JoinRules:
@@ -56,19 +66,24 @@ class JoinRules:
 
     # -- inputs ----------------------------------------------------------------------------------
     def on_prediction(self, state: State, pred: dict[str, Any], fx: JoinEffects) -> None:
-        pid_key = keys.pair(pred["prediction_id"])
+        pid_key = keys.pair(pred["model_id"], pred["prediction_id"])
         record = state.get(pid_key)
         model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
         fx.models.add(model_id)
         self._touch_model(state, model_id, ts, "lp", version, pred["task"])
         if record is None:
             self._count_prediction(state, pred)
-            deadline = ts + self.config.label_ttl_for(model_id)
-            self._put(state, pid_key, {"s": "P", "pred": pred, "dl": deadline})
+            self._put_pending(state, pid_key, pred)
         elif record["s"] == "E":
             self._count_prediction(state, pred)
             self._unindex(state, pid_key, record["dl"])
-            self._join(state, pid_key, pred, record["out"], fx)
+            held = record["out"]
+            problem = label_problem(pred["task"], held["label"])
+            if problem is None:
+                self._join(state, pid_key, pred, held, fx)
+            else:  # the held outcome goes to dead letters; the prediction waits for a valid one
+                fx.rejected.append((problem, held, record.get("src")))
+                self._put_pending(state, pid_key, pred)
             if record.get("d"):
                 self._count(state, model_id, version, ts, "do", record["d"])
         else:
@@ -88,15 +103,30 @@ class JoinRules:
         )
 
     def on_outcome(
-        self, state: State, out: dict[str, Any], stream_time: int, fx: JoinEffects
+        self,
+        state: State,
+        out: dict[str, Any],
+        stream_time: int,
+        fx: JoinEffects,
+        offset: int | None = None,
     ) -> None:
-        pid_key = keys.pair(out["prediction_id"])
+        """`offset`: the outcome's input offset, kept with an early outcome so that it can
+        still be dead-lettered when its prediction shows its label does not fit the task."""
+        pid_key = keys.pair(out["model_id"], out["prediction_id"])
         record = state.get(pid_key)
+        if record is not None and record["s"] == "P":
+            problem = label_problem(record["pred"]["task"], out["label"])
+            if problem is not None:
+                fx.rejected.append((problem, out, None))
+                return  # changes nothing: the prediction keeps waiting for a valid label
         fx.models.add(out["model_id"])
         self._touch_model(state, out["model_id"], out["timestamp"], "lo")
         if record is None:
             deadline = out["timestamp"] + self.config.early_outcome_ttl_ms
-            self._put(state, pid_key, {"s": "E", "out": out, "dl": deadline})
+            early = {"s": "E", "out": out, "dl": deadline}
+            if offset is not None:
+                early["src"] = offset
+            self._put(state, pid_key, early)
             return
         kind = record["s"]
         if kind == "P" and record["dl"] <= stream_time:
@@ -175,6 +205,37 @@ class JoinRules:
         }
         self._put(state, key, done)
 
+    # -- healing ---------------------------------------------------------------------------------
+    def pull_back(self, state: State, ceiling_ms: int) -> list[str]:
+        """Bring model clocks stamped beyond `ceiling_ms` back to it; returns those models.
+
+        State written before future-dated events were refused at the door may hold a clock
+        years ahead, which slides the model's windows past every real event. Its last times
+        come back with it and its buckets beyond the ceiling (only that event's) are deleted
+        with their index entries; pairs are left as they are (they expire by their own
+        deadlines). Idempotent, and cheap when nothing is ahead: one read of each model record.
+        """
+        healed = []
+        for key, info in list(state.scan(keys.MODEL, keys.MODEL_END)):
+            if info["clock"] <= ceiling_ms:
+                continue
+            model_id = key[len(keys.MODEL) :].decode()
+            info["clock"] = ceiling_ms
+            for last in ("lp", "lo"):
+                if info.get(last) is not None and info[last] > ceiling_ms:
+                    info[last] = ceiling_ms
+            state.set(key, info)
+            start, stop = keys.model_buckets(model_id)
+            for bucket_key, _ in list(state.scan(start, stop)):
+                _, _, gran, bucket_start = keys.split_bucket(bucket_key)
+                if bucket_start > ceiling_ms:
+                    state.delete(bucket_key)
+                    retention = self._retention.get(gran, 0)
+                    deadline = bucket_start + GRANULARITIES[gran] + retention
+                    state.delete(keys.expiry(deadline, bucket_key))
+            healed.append(model_id)
+        return healed
+
     # -- helpers ---------------------------------------------------------------------------------
     def _join(
         self, state: State, key: bytes, pred: dict[str, Any], out: dict[str, Any], fx: JoinEffects
@@ -202,6 +263,10 @@ class JoinRules:
                 "label_delay_ms": delay,
             }
         )
+
+    def _put_pending(self, state: State, key: bytes, pred: dict[str, Any]) -> None:
+        deadline = pred["timestamp"] + self.config.label_ttl_for(pred["model_id"])
+        self._put(state, key, {"s": "P", "pred": pred, "dl": deadline})
 
     def _put(self, state: State, key: bytes, record: dict[str, Any]) -> None:
         state.set(key, record)

@@ -1,13 +1,15 @@
 """Key layout of the join's state table (one RocksDB per partition, one changelog).
 
-p<prediction_id>                          the pair: pending, early outcome, joined or expired
+p<model>\\0<prediction_id>                 the pair: pending, early outcome, joined or expired
+                                          (per model: another model's outcome with the same
+                                          prediction id never labels this model's prediction)
 x<deadline:8 BE><target key>              expiry index: ordered by deadline, so a sweep
                                           reads only what expires
 b<model>\\0<version>\\0<gran><start:8 BE>  metric bucket (gran m = minute, h = hour);
                                           version ALL_VERSIONS aggregates every version
 m<model>                                  model record: task, clock, versions, last times
 r<model>\\0<version>                       frozen drift reference of a model version
-s<prediction_id>                          batch view (its own table): pair already written
+s<model>\\0<prediction_id>                 batch view (its own table): pair already written
 \\0ckpt                                    checkpoint marker: input offsets applied, stream time
 
 Every prefix of both state tables is declared here, and only here.
@@ -16,7 +18,8 @@ Ids followed by a separator (model and version in bucket and reference keys) are
 (`contracts.ids.escape_id`): an escaped id holds no NUL, so two (model, version) pairs never
 share a key. ALL_VERSIONS holds U+0001, which the id grammar refuses and the escaping always
 encodes: no accepted version equals it, and no escaped version equals its key form. An id that
-ends its key (p, s, m) is kept raw: nothing follows it, so the key is already its own.
+ends its key (the prediction id of p and s, the model of m) is kept raw: nothing follows it, so
+the key is already its own.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ SEEN = b"s"
 _BE = struct.Struct(">Q")
 
 
-def pair(prediction_id: str) -> bytes:
-    return PAIR + prediction_id.encode()
+def pair(model_id: str, prediction_id: str) -> bytes:
+    return PAIR + escape_id(model_id).encode() + b"\x00" + prediction_id.encode()
 
 
 def expiry(deadline_ms: int, target: bytes) -> bytes:
@@ -71,6 +74,12 @@ def bucket(model_id: str, version: str, gran: str, start_ms: int) -> bytes:
     return _bucket_prefix(model_id, version) + gran.encode() + _BE.pack(start_ms)
 
 
+def model_buckets(model_id: str) -> tuple[bytes, bytes]:
+    """The key range holding every bucket of a model (all versions and granularities)."""
+    head = BUCKET + escape_id(model_id).encode()
+    return head + b"\x00", head + b"\x01"
+
+
 def split_bucket(key: bytes) -> tuple[str, str, str, int]:
     model, version, rest = key[1:].split(b"\x00", 2)
     return (
@@ -89,5 +98,5 @@ def reference(model_id: str, version: str) -> bytes:
     return REFERENCE + escape_id(model_id).encode() + b"\x00" + _version(version)
 
 
-def seen(prediction_id: str) -> bytes:
-    return SEEN + prediction_id.encode()
+def seen(model_id: str, prediction_id: str) -> bytes:
+    return SEEN + escape_id(model_id).encode() + b"\x00" + prediction_id.encode()

@@ -23,6 +23,7 @@ from registry.store import Store
 from stack.processes import free_port
 from staleness.events import StalenessEvent
 from tests.integration.harness import ROOT, RUNWAY, send_records, wait_for
+from tests.integration.registry_support import registry_dsn  # noqa: F401  (fixture)
 from tools.traffic import Record
 
 NAMESPACE = uuid.UUID("5b0a6c1e-8d1f-4f57-9a53-7d2f4c1e0a11")  # documented in README
@@ -129,8 +130,10 @@ def rig_settings(settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
-async def open_rig(settings: Settings, tmp_path: Path, standin_flags: list[str]) -> Rig:
-    s = rig_settings(settings, tmp_path)
+async def open_rig(
+    settings: Settings, tmp_path: Path, standin_flags: list[str], **overrides: Any
+) -> Rig:
+    s = rig_settings(settings, tmp_path).model_copy(update=overrides)
     standin = Proc(["orchestrator-standin", *standin_flags], s, tmp_path / "standin.log").start()
     agent = Proc(["retrain-agent"], s, tmp_path / "agent.log").start()
     store = Store.from_settings(s)
@@ -333,3 +336,72 @@ async def committed(settings: Settings, records: int) -> bool:
     return (
         sum(m.offset for tp, m in offsets.items() if tp.topic == topic and m.offset > 0) == records
     )
+
+
+async def test_a_poisoned_request_is_parked_after_n_replays_and_the_next_is_delivered(
+    settings: Settings,
+    tmp_path: Path,
+    registry_dsn: str,  # noqa: F811
+) -> None:
+    """The orchestrator fails every call for one model and serves the others. Its request is
+    dead-lettered, fails its replays (each a half-open trial that reopens the breaker) and is
+    parked after RUNWAY_RETRAIN_MAX_REPLAYS of them; the request queued behind it is then
+    delivered."""
+    replays = 3
+    rig = await open_rig(
+        settings, tmp_path, ["--poison", "poison", "--status", "503"],
+        registry_dsn=registry_dsn, retrain_max_replays=replays, retrain_reset_timeout_s=3.0,
+    )  # fmt: skip
+    try:
+        s = rig.settings
+        dlq_group = f"{s.app_id}-retrain-dlq"
+        await send_records(s, [staleness("poison", "STALE", T0)])
+
+        async def in_dlq(records: int) -> bool:
+            return (await dlq_state(s, dlq_group))[0] == records
+
+        await wait_for(lambda: in_dlq(1), 60, "the poisoned request dead-lettered")
+
+        async def open_for_a_while() -> bool:  # so the next request cannot be a trial
+            health = await rig.health()
+            return bool(health and health["breaker"] == "open"
+                        and health["seconds_until_half_open"] > 2.0)  # fmt: skip
+
+        await wait_for(open_for_a_while, 30, "the breaker freshly open")
+        await send_records(s, [staleness("next", "STALE", T0)])
+        await wait_for(lambda: in_dlq(2), 30, "the next request dead-lettered behind it")
+
+        async def next_started() -> bool:
+            return any(c["outcome"] == "started" for c in await rig.calls())
+
+        await wait_for(next_started, 90, "the request behind the poisoned one to start")
+
+        async def dlq_drained() -> bool:
+            return await dlq_state(s, dlq_group) == (2, 2)
+
+        await wait_for(dlq_drained, 30, "both dead letters settled and committed")
+        calls = await rig.calls()
+        poison_id = expected_request_id("poison", "1", T0)
+        next_id = expected_request_id("next", "1", T0)
+        # 5 attempts before it was dead-lettered, then one failed trial per replay
+        assert [c["outcome"] for c in calls if c["request_id"] == poison_id] == ["503"] * (5 + 3)
+        assert [c["outcome"] for c in calls if c["request_id"] == next_id] == ["started"]
+
+        (poison,) = rig.store.retrain_requests("poison")
+        assert poison.status == "parked"
+        assert poison.detail == (
+            f"parked after {replays} failed replays; last: circuit opened after 1 attempts: "
+            'HTTP 503: {"error": "stand-in failing with 503"}'
+        )
+        assert [h.status for h in poison.history] == ["queued", "dead-lettered", "parked"]
+        (served,) = rig.store.retrain_requests("next")
+        assert served.status == "started"
+        assert [h.status for h in served.history] == ["queued", "dead-lettered", "started"]
+        assert served.history[-1].at >= poison.history[-1].at  # served after the parking
+        assert [r.request_id for r in rig.store.parked_retrains()] == [poison_id]
+
+        metrics = await rig.metrics()
+        assert count(metrics, 'runway_retrain_parked_total{reason="http_503"}') == 1
+        assert count(metrics, "runway_retrain_dlq_replayed_total") == 2
+    finally:
+        await close_rig(rig)

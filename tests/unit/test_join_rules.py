@@ -93,7 +93,7 @@ class Harness:
             self.commit()
 
     def record(self, pid: str) -> dict[str, Any] | None:
-        return self.txn.get(keys.pair(pid))
+        return self.txn.get(keys.pair("m1", pid))
 
     def figures(
         self, model: str = "m1", window: str = "24h", version: str = ALL, clock: int | None = None
@@ -171,7 +171,7 @@ def test_outcome_first_waits_then_joins_when_the_prediction_comes(h: Harness) ->
     assert (f["predictions"], f["labeled"], f["pending"], f["orphan_outcomes"]) == (1, 1, 0, 0)
     assert f["accuracy"] == 1.0
     # exactly one expiry entry for the pair: the early outcome's entry went with it
-    assert [t for _, t in h.index_entries() if t.startswith(keys.PAIR)] == [keys.pair("p1")]
+    assert [t for _, t in h.index_entries() if t.startswith(keys.PAIR)] == [keys.pair("m1", "p1")]
 
 
 def test_duplicate_predictions_are_counted_not_double_counted(h: Harness) -> None:
@@ -289,11 +289,11 @@ def test_every_live_pair_has_exactly_one_index_entry_at_its_deadline(h: Harness)
     h.pred(prediction("e", T0 + 3))  # E then J
     entries = sorted((t, d) for d, t in h.index_entries() if t.startswith(keys.PAIR))
     assert entries == [
-        (keys.pair("a"), T0 + TTL),
-        (keys.pair("b"), T0 + 5 + TTL),
-        (keys.pair("c"), T0 + 1 + 2 * TTL),
-        (keys.pair("d"), T0 + 3 + TTL),
-        (keys.pair("e"), T0 + 3 + 2 * TTL),
+        (keys.pair("m1", "a"), T0 + TTL),
+        (keys.pair("m1", "b"), T0 + 5 + TTL),
+        (keys.pair("m1", "c"), T0 + 1 + 2 * TTL),
+        (keys.pair("m1", "d"), T0 + 3 + TTL),
+        (keys.pair("m1", "e"), T0 + 3 + 2 * TTL),
     ]
 
 
@@ -330,7 +330,7 @@ def test_expiry_sweep_reads_only_what_is_due() -> None:
     h.expire(t1 + 9_996)
     h.commit()
     due_later = [(d, t) for d, t in h.index_entries() if d <= T0 + TTL]
-    assert due_later == [(T0 + TTL, keys.pair(f"old-{i}")) for i in range(3)]
+    assert due_later == [(T0 + TTL, keys.pair("m1", f"old-{i}")) for i in range(3)]
     h.commit()
 
     state = CountingState(h.txn)
@@ -518,3 +518,80 @@ def test_delay_bins_of_the_join_follow_outcome_minus_prediction_time(h: Harness)
     h.out(outcome("p1", T0 + 123_456))
     bucket = h.txn.get(keys.bucket("m1", "v1", "m", T0))
     assert bucket["dh"] == {delay_bin(123_456): 1}
+
+
+# -- trust at the edges --------------------------------------------------------------------------
+def test_an_outcome_of_another_model_never_labels_this_models_prediction(h: Harness) -> None:
+    h.pred(prediction("shared", T0, model_id="a"))
+    fx = h.out(outcome("shared", T0 + 5, label=0, model_id="b"))  # b's outcome, a's id
+    assert fx.joined == []
+    assert h.txn.get(keys.pair("a", "shared"))["s"] == "P"  # still waiting for a's label
+    assert h.txn.get(keys.pair("b", "shared"))["s"] == "E"  # an early outcome of b
+    fx = h.out(outcome("shared", T0 + 6, label=1, model_id="a"))
+    assert [(p["model_id"], p["label"]) for p in fx.joined] == [("a", 1)]
+    h.expire(T0 + 5 + TTL)
+    assert h.figures("b")["orphan_outcomes"] == 1  # b's, in b's own figures
+    assert h.figures("a")["labeled"] == 1 and h.figures("a")["orphan_outcomes"] == 0
+
+
+def test_the_same_prediction_id_in_two_models_is_two_predictions(h: Harness) -> None:
+    h.pred(prediction("p", T0, model_id="a"))
+    h.pred(prediction("p", T0, model_id="b"))
+    assert h.figures("a")["duplicate_predictions"] == 0
+    assert h.figures("b")["duplicate_predictions"] == 0
+    assert h.figures("b")["predictions"] == 1
+
+
+@pytest.mark.parametrize("label", [7, -1, 0.5, 2.0])
+def test_a_binary_label_other_than_0_or_1_is_refused_and_the_prediction_waits(
+    h: Harness, label: float
+) -> None:
+    h.pred(prediction("p1", T0))
+    fx = h.out(outcome("p1", T0 + 5, label=label))
+    assert fx.joined == []
+    assert len(fx.rejected) == 1
+    reason, refused, offset = fx.rejected[0]
+    assert refused["label"] == label and offset is None and "not 0 or 1" in reason
+    assert h.figures()["labeled"] == 0 and h.figures()["pending"] == 1
+    fx = h.out(outcome("p1", T0 + 6, label=1.0))  # a valid label later joins
+    assert [p["label"] for p in fx.joined] == [1.0]
+
+
+def test_an_early_binary_outcome_with_a_bad_label_is_refused_when_its_prediction_comes(
+    h: Harness,
+) -> None:
+    fx = JoinEffects()
+    h.rules.on_outcome(h.txn, outcome("p1", T0, label=3), T0, fx, offset=41)
+    assert fx.rejected == []  # the task is not known yet: held as an early outcome
+    fx = h.pred(prediction("p1", T0 - 5))
+    assert fx.joined == []
+    assert fx.rejected == [
+        ("label 3 of a binary model's outcome is not 0 or 1", outcome("p1", T0, label=3), 41)
+    ]
+    assert h.txn.get(keys.pair("m1", "p1"))["s"] == "P"
+    assert h.figures()["predictions"] == 1 and h.figures()["labeled"] == 0
+
+
+def test_a_regression_label_may_be_any_finite_number(h: Harness) -> None:
+    h.pred(prediction("r", T0, score=3.0, task="regression"))
+    fx = h.out(outcome("r", T0 + 1, label=-12.5))
+    assert [p["label"] for p in fx.joined] == [-12.5] and fx.rejected == []
+
+
+def test_a_clock_from_the_far_future_is_pulled_back_with_its_buckets(h: Harness) -> None:
+    h.pred(prediction("now", T0))
+    h.pred(prediction("far", T0 + 400 * DAY))  # accepted before the door checked event time
+    ceiling = T0 + HOUR
+    assert h.rules.pull_back(h.txn, ceiling) == ["m1"]
+    info = h.txn.get(keys.model("m1"))
+    assert info["clock"] == ceiling and info["lp"] == ceiling
+    far_buckets = [
+        k for k, _ in h.txn.scan(*keys.model_buckets("m1")) if keys.split_bucket(k)[3] > ceiling
+    ]
+    assert far_buckets == []
+    index_targets = {t for _, t in h.index_entries()}
+    assert not any(
+        t.startswith(keys.BUCKET) and keys.split_bucket(t)[3] > ceiling for t in index_targets
+    )
+    assert h.figures("m1", window="24h")["predictions"] == 1  # T0's prediction is in view again
+    assert h.rules.pull_back(h.txn, ceiling) == []  # idempotent

@@ -113,3 +113,37 @@ async def test_client_errors_fail_at_once_with_the_answer() -> None:
         assert (script.calls, sleeps, outcome.fate) == (1, [], "failed")
         assert outcome.detail == f"HTTP {status}: bad request body"
         assert breaker.consecutive_failures == 0
+
+
+async def test_retry_after_beyond_the_cap_waits_the_cap() -> None:
+    """`429 Retry-After: 86400` holds the slot 60 s (the backoff's cap), not a day."""
+    script = Scripted([Answer(429, "slow down", 86400.0), Answer(200, '{"status": "CREATED"}')])
+    d, sleeps, _ = dispatcher(script)
+    outcome = await d.deliver(REQUEST)
+    assert (outcome.fate, outcome.attempts, sleeps) == ("started", 2, [60.0])
+
+
+async def test_a_request_rate_limited_for_a_day_holds_its_slot_four_capped_waits() -> None:
+    script = Scripted([Answer(429, "slow down", 86400.0)])
+    d, sleeps, breaker = dispatcher(script)
+    outcome = await d.deliver(REQUEST)
+    assert (script.calls, sleeps) == (5, [60.0, 60.0, 60.0, 60.0])  # 240 s, then dead-lettered
+    assert (outcome.fate, outcome.failure) == ("dead-lettered", "http_429")
+    assert breaker.state is State.OPEN
+
+
+async def test_the_cap_is_the_policy_s_and_applies_to_an_http_date() -> None:
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    a_day_later = parse_retry_after("Thu, 22 Oct 2015 07:28:00 GMT", now)
+    assert a_day_later == 86400.0
+    script = Scripted([Answer(503, "busy", a_day_later), Answer(200, "{}")])
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    breaker = CircuitBreaker(BreakerConfig(), lambda: 0.0)
+    policy = RetryPolicy(max_attempts=5, base_s=1.0, cap_s=5.0)
+    d = Dispatcher(breaker, script, policy, lambda lo, hi: hi, sleep)
+    assert (await d.deliver(REQUEST)).fate == "started"
+    assert sleeps == [5.0]
