@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     )
     max_batch_events: int = Field(1000, description="Most events one Kafka record may carry.")
     max_message_bytes: int = Field(1_000_000, description="Largest record accepted (bytes).")
+    max_future_skew_ms: int = Field(
+        300_000,
+        gt=0,
+        description="An event stamped more than this ahead of the worker's wall clock is "
+        "dead-lettered and moves no clock (one future-dated event would otherwise expire every "
+        "waiting prediction of its partition).",
+    )
     checkpoint_interval_ms: int = Field(
         1000, description="Flush state, outputs and offsets at least this often."
     )

@@ -24,12 +24,22 @@ Number = StrictInt | float
 FeatureValue = StrictInt | float | str
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 EpochMs = Annotated[StrictInt, Field(ge=0, lt=10**14)]
+# An integer beyond 2**53 has no exact float64, the batch view's type for scores and labels
+# (pyarrow refuses to round it): such a value is refused here rather than failing the writer.
+EXACT_FLOAT_INT = 2**53
+INT32_MAX = 2**31 - 1
+
+
+def _exact_as_float(value: Any, what: str) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > EXACT_FLOAT_INT:
+        raise ValueError(f"{what} {value} is an integer beyond 2**53 (not exact as a float64)")
+    return value
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)
 
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Annotated[int, Field(ge=1, le=INT32_MAX)] = SCHEMA_VERSION
 
 
 class Prediction(_Event):
@@ -44,6 +54,11 @@ class Prediction(_Event):
         description="Probability of the positive class (binary) or the predicted value."
     )
     features: dict[str, FeatureValue] | None = None
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _score_exact(cls, value: Any) -> Any:
+        return _exact_as_float(value, "score")  # before float() hides the integer
 
     @model_validator(mode="after")
     def _score_fits_task(self) -> Prediction:
@@ -67,7 +82,7 @@ class Outcome(_Event):
     def _finite(cls, value: float) -> float:
         if isinstance(value, bool) or not math.isfinite(value):
             raise ValueError("label must be a finite number")
-        return value
+        return _exact_as_float(value, "label")
 
 
 class Joined(Prediction):

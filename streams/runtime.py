@@ -64,8 +64,15 @@ class FeedingConsumer(faust_aiokafka.Consumer):
             target = feeds.get(tp.topic)
             if target is None:
                 rest[tp] = batch
-            else:
-                target.put(Partition(tp.topic, tp.partition), batch, started[id(target)])
+            elif not target.put(Partition(tp.topic, tp.partition), batch, started[id(target)]):
+                log.info(
+                    "feed: %s[%s] offsets %s..%s refused (read from a position a reset "
+                    "abandoned; the seek that goes with the reset reads them again)",
+                    tp.topic,
+                    tp.partition,
+                    batch[0].offset,
+                    batch[-1].offset,
+                )
         return rest
 
 
@@ -153,6 +160,10 @@ class Runtime:
     # -- group -----------------------------------------------------------------------------
     def rebalancing(self) -> bool:
         return bool(self._app.rebalancing)
+
+    def stopping(self) -> bool:
+        """The worker began to stop: Faust stops the consumer, then tables, then the producer."""
+        return bool(self._app.should_stop)
 
     def restoring(self) -> bool:
         """Faust is reading changelogs into the state tables (may take minutes: not a stall)."""

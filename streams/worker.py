@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -191,27 +192,30 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             continuity=_continuity(runtime, telemetry),
             retry=_kafka_retry(settings),
             max_events_per_s=settings.max_events_per_s,
+            max_future_skew_ms=settings.max_future_skew_ms,
             derive=store_references if staleness is not None else None,
         )
         processors.append((join, runtime.feed(join.inputs, feed_records)))
+        checkpoint_interval = min(settings.checkpoint_interval_ms / 1000, 1.0)
 
-        @app.timer(interval=min(settings.checkpoint_interval_ms / 1000, 1.0) / 2)
-        async def join_tick() -> None:
-            await join.tick()
+        _timer(app, runtime, telemetry, "join", checkpoint_interval / 2, join.tick, fatal=True)
 
     if speed_view is not None:
         view = speed_view
 
-        @app.timer(interval=settings.speed_view_interval_ms / 1000 / 2)
-        async def speed_view_tick() -> None:
-            await view.flush()
+        _timer(
+            app,
+            runtime,
+            telemetry,
+            "speed_view",
+            settings.speed_view_interval_ms / 2000,
+            view.flush,
+        )
 
     if staleness is not None:
         judge_models = staleness
 
-        @app.timer(interval=1.0)
-        async def staleness_tick() -> None:
-            await judge_models.flush()
+        _timer(app, runtime, telemetry, "staleness", 1.0, judge_models.flush)
 
     batch_view: BatchViewProcessor | None = None
     if "batch_view" in enabled:
@@ -236,9 +240,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         processors.append((batch_view, runtime.feed(batch_view.inputs, feed_records)))
         writer = batch_view
 
-        @app.timer(interval=0.5)
-        async def batch_view_tick() -> None:
-            await writer.tick()
+        _timer(app, runtime, telemetry, "batch_view", 0.5, writer.tick, fatal=True)
 
     for processor, feed in processors:
         _run(app, runtime, processor, feed)
@@ -253,9 +255,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         fetched=runtime.fetches,
     )
 
-    @app.timer(interval=1.0)
-    async def progress_watchdog() -> None:
-        await watchdog.tick()
+    _timer(app, runtime, telemetry, "watchdog", 1.0, watchdog.tick)
 
     async def assigned(assignment: set[tuple[str, int]]) -> None:
         """After recovery, before the streams resume: each processor learns what it owns,
@@ -339,4 +339,42 @@ def _run(app: faust.App, runtime: Runtime, processor: Any, feed: Feed) -> None:
 
     @app.task
     async def run() -> None:
-        await processor.run(feed, runtime.fatal)
+        await processor.run(feed, runtime.fatal, runtime.stopping)
+
+
+def _timer(
+    app: faust.App,
+    runtime: Runtime,
+    telemetry: Telemetry,
+    name: str,
+    interval_s: float,
+    body: Callable[[], Awaitable[object]],
+    *,
+    fatal: bool = False,
+) -> None:
+    """A periodic task that never takes the worker down by accident.
+
+    An error is logged and counted (`runway_timer_errors_total{timer}`) and the next tick tries
+    again: the views are rewritten from state. A timer that checkpoints (`fatal`) is the
+    exception: its error means a checkpoint failed for good (retriable errors were retried
+    until `RUNWAY_CHECKPOINT_RETRY_TIMEOUT_S`), and the worker stops with one line, as when
+    a record's checkpoint fails. Nothing runs once the worker is stopping: the producer and
+    tables go away under it, and the last checkpoint stands.
+    """
+
+    async def tick() -> None:
+        if runtime.stopping():
+            return
+        try:
+            await body()
+        except Exception as exc:
+            if runtime.stopping():
+                return
+            if fatal:
+                log.exception("%s timer failed", name)
+                runtime.fatal(f"{name} timer: {type(exc).__name__}: {exc}")
+            log.exception("%s timer failed; trying again at the next tick", name)
+            telemetry.timer_errors.labels(name).inc()
+
+    tick.__name__ = tick.__qualname__ = f"{name}_tick"  # Faust names timers after functions
+    app.timer(interval=interval_s)(tick)

@@ -292,7 +292,8 @@ class Demo:
         self.console.print(
             f"registered {len(plans)} models, version {spec.model_version}, chain {chain}; "
             f"event time {options.speedup:g}x the wall clock; reference window 1h "
-            f"(RUNWAY_STALENESS_REFERENCE_WINDOW_MS={settings.staleness_reference_window_ms}); "
+            f"(RUNWAY_STALENESS_REFERENCE_WINDOW_MS={settings.staleness_reference_window_ms}, "
+            f"RUNWAY_MAX_FUTURE_SKEW_MS={settings.max_future_skew_ms}: event time runs ahead); "
             f"drift of the first {options.drift_models} model(s) after {options.drift_after_s:g}s"
         )
         return spec

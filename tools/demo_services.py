@@ -40,6 +40,9 @@ HTTP_TIMEOUT_S = 2.0
 Call = tuple[str, str, dict[str, Any]]  # method, path, JSON body
 
 
+DEMO_FUTURE_SKEW_MS = 365 * 24 * HOUR_MS
+
+
 def demo_settings(settings: Settings, token: str) -> Settings:
     """`settings` with the demo's values for the fields the user did not set (module docstring)."""
     given = settings.model_fields_set
@@ -49,6 +52,9 @@ def demo_settings(settings: Settings, token: str) -> Settings:
         "staleness_reference_window_ms": HOUR_MS,
         "staleness_reference_settle_ms": 0,
         "retrain_cooldown_ms": HOUR_MS,
+        # Event time runs 60x ahead of the wall clock (a day every 24 wall minutes), and a new
+        # run starts after the last run's clocks: the workers must accept it as not future.
+        "max_future_skew_ms": DEMO_FUTURE_SKEW_MS,
     }
     return settings.model_copy(update={k: v for k, v in wanted.items() if k not in given})
 
