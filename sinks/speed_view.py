@@ -138,7 +138,13 @@ class SpeedView:
                 self._dirty.pop(model_id, None)
                 self._known.pop(model_id, None)
                 continue
-            hashes = model_view(read, model_id, self._windows, self._prefix)
+            try:
+                hashes = model_view(read, model_id, self._windows, self._prefix)
+            except Exception:  # noqa: BLE001 - one model's state must not stop every other's view
+                log.exception("speed view: model %r could not be summarized; skipped", model_id)
+                self._telemetry.timer_errors.labels("speed_view_model").inc()
+                self._dirty.pop(model_id, None)  # tried again when its next event marks it
+                continue
             pipe.sadd(f"{self._prefix}:models", model_id)
             for name, fields in hashes.items():
                 pipe.delete(name)

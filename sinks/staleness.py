@@ -106,7 +106,11 @@ class StalenessEmitter:
         sent = 0
         for model_id, read in owned.items():
             self._judged_at[model_id] = now
-            sent += await self._judge(read, model_id, now, *registry[model_id])
+            try:
+                sent += await self._judge(read, model_id, now, *registry[model_id])
+            except Exception:  # noqa: BLE001 - one model's state must not stop every verdict
+                log.exception("staleness: model %r could not be judged; skipped", model_id)
+                self._telemetry.timer_errors.labels("staleness_model").inc()
         return sent
 
     async def _judge(

@@ -156,9 +156,19 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         )
 
     def store_references(txn: PartitionTransaction, models: set[str]) -> None:
-        """The frozen drift reference lives in the join state, written with its buckets."""
+        """The frozen drift reference lives in the join state, written with its buckets.
+
+        One model whose state cannot be summarized must not fail the checkpoint of every
+        other: its reference waits (it is tried again at its next change), the error counted.
+        """
         for model_id in models:
-            for key, value in references_to_store(txn.get, model_id, judging):
+            try:
+                changes = references_to_store(txn.get, model_id, judging)
+            except Exception:  # noqa: BLE001 - isolation per model, see above
+                log.exception("staleness: reference of model %r not refreshed", model_id)
+                telemetry.timer_errors.labels("reference_model").inc()
+                continue
+            for key, value in changes:
                 txn.set(key, value)
 
     views = [sink for sink in (speed_view, staleness) if sink is not None]
