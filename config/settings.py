@@ -280,7 +280,7 @@ class Settings(BaseSettings):
     stack_cluster_port: int = Field(
         9192,
         description="Three-broker cluster: brokers on this port and the next two, "
-        "their controllers on the three after.",
+        "their controllers on the three after, SASL_SSL listeners on the three after those.",
     )
     stack_redis_port: int = Field(6379, description="Local Redis port.")
     stack_s3_port: int = Field(9000, description="Local S3 (moto server) port.")

@@ -201,8 +201,8 @@ class KafkaNodeService(Service):
             self.runtime.java,
             self.runtime.libs,
             self.cluster.bootstrap,
-            render.scram_credential(SASL_USER, SASL_PASSWORD),
             SASL_USER,
+            SASL_PASSWORD,
         )
         await self._java(command, f"could not create the SCRAM user of {self.cluster.name}.")
         marker.write_text(SASL_USER + "\n")

@@ -184,9 +184,10 @@ def storage_format_command(
 
 
 def scram_user_command(
-    java: str, libs: Path, bootstrap: str, credential: str, user: str
+    java: str, libs: Path, bootstrap: str, user: str, password: str
 ) -> list[str]:
-    """`kafka-configs --alter`: create or reset a SCRAM user on a running cluster."""
+    """`kafka-configs --alter`: create or reset a SCRAM user on a running cluster (the user is
+    the entity here, so the credential names only the password)."""
     return [
         java,
         "-Xmx256m",
@@ -197,7 +198,7 @@ def scram_user_command(
         bootstrap,
         "--alter",
         "--add-config",
-        credential,
+        f"{SASL_MECHANISM}=[password={password}]",
         "--entity-type",
         "users",
         "--entity-name",

@@ -149,9 +149,8 @@ def test_storage_format_adds_the_scram_user() -> None:
 
 
 def test_scram_user_command_alters_the_user_on_the_running_cluster() -> None:
-    credential = render.scram_credential("runway", "pw")
-    command = render.scram_user_command("/j", Path("/l"), "127.0.0.1:9192", credential, "runway")
+    command = render.scram_user_command("/j", Path("/l"), "127.0.0.1:9192", "runway", "pw")
     assert command[command.index("-cp") + 1 :][:2] == ["/l/*", "kafka.admin.ConfigCommand"]
     assert command[command.index("--bootstrap-server") + 1] == "127.0.0.1:9192"
-    assert command[command.index("--add-config") + 1] == credential
+    assert command[command.index("--add-config") + 1] == "SCRAM-SHA-512=[password=pw]"
     assert command[-4:] == ["--entity-type", "users", "--entity-name", "runway"]
