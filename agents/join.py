@@ -43,6 +43,8 @@ class JoinProcessor(Processor):
         checkpoint_interval_ms: int,
         checkpoint_max_events: int,
         checkpoint_max_keys: int,
+        checkpoint_max_bytes: int | None = None,
+        output_bytes: int | None = None,
         idle_wall_clock_after_ms: int,
         on_models_changed: Callable[[int, set[str]], None],
         telemetry: Telemetry,
@@ -72,6 +74,8 @@ class JoinProcessor(Processor):
         self._interval_ms = checkpoint_interval_ms
         self._max_events = checkpoint_max_events
         self._max_keys = checkpoint_max_keys
+        self._max_bytes = checkpoint_max_bytes
+        self._output_bytes = output_bytes
         self._idle_after_ms = idle_wall_clock_after_ms
         self._on_models_changed = on_models_changed
         self._telemetry = telemetry
@@ -131,6 +135,7 @@ class JoinProcessor(Processor):
         self._collect(part.partition, fx)
         part.mark(message.topic, message.offset)
         part.events += len(good) + len(bad)
+        part.input_bytes += len(message.value or b"")
         for topic in self.inputs:  # a side never heard from starts its idle clock now
             part.last_wall_ms.setdefault(topic, now)
         part.last_wall_ms[message.topic] = now
@@ -239,6 +244,7 @@ class JoinProcessor(Processor):
         return (
             self._pending_events >= self._max_events
             or self.store.pending_changes() >= self._max_keys
+            or (self._max_bytes is not None and self.store.pending_bytes() >= self._max_bytes)
             or self._now() - self._last_checkpoint_ms >= self._interval_ms
         )
 
@@ -258,7 +264,7 @@ class JoinProcessor(Processor):
         outputs = [output for part in self._outputs.values() for output in part]
         joined = [pair for part in self._joined.values() for pair in part]
         for key, value in codec.encode_batches(
-            joined, self._limits.max_events, lambda e: e["model_id"]
+            joined, self._limits.max_events, lambda e: e["model_id"], self._output_bytes
         ):
             outputs.append((self._joined_topic, key, value))
         self._outputs.clear()
@@ -316,7 +322,9 @@ class JoinProcessor(Processor):
         self._models.pop(partition, None)
 
     def _dead_letter(self, partition: int, rejected: codec.Rejected, record: Any) -> None:
-        envelope = codec.dead_letter(rejected, record.topic, partition, record.offset, record.key)
+        envelope = codec.dead_letter(
+            rejected, record.topic, partition, record.offset, record.key, self._output_bytes
+        )
         self._outputs.setdefault(partition, []).append(
             (self._dead_letter_topic, record.key or b"", envelope)
         )

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from config.windows import HOUR_MS, Window, parse_windows  # pure: imports nothing of the project
 
 DAY_MS = 24 * 3600 * 1000
+CHANGELOG_BYTES = 32 * 1024 * 1024  # one changelog record batch: a partition's checkpoint
+OUTPUT_HEADROOM_BYTES = 32 * 1024  # an output record beyond the largest input it carries
 AGENTS = ("join", "speed_view", "batch_view", "staleness")
 NEED_JOIN = ("speed_view", "staleness")  # they read the join's state table in the same worker
 
@@ -182,6 +184,11 @@ class Settings(BaseSettings):
     checkpoint_max_keys: int = Field(
         20_000, description="...or when one partition has this many changed keys."
     )
+    checkpoint_max_bytes: int = Field(
+        8 * 1_048_576,
+        description="...or when one partition's input applied since the last checkpoint "
+        "reaches this many bytes (its changes must fit one 32 MiB changelog record batch).",
+    )
     checkpoint_retry_timeout_s: float = Field(
         600.0,
         gt=0,
@@ -313,8 +320,18 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="`runway api` listen address.")
     api_port: int = Field(8080, description="`runway api` port.")
-    api_token: str = Field(
-        "change-me", description="Bearer token that API writes must carry (Authorization header)."
+    # repr=False: tokens stay out of any printed or logged Settings
+    api_token: str | None = Field(
+        None,
+        repr=False,
+        description="Write token (Authorization: Bearer) of `runway api`; unset in the dev "
+        "profile = a random one, printed once at start; required in other profiles.",
+    )
+    api_tokens: dict[str, Literal["read", "write"]] = Field(
+        default_factory=dict,
+        repr=False,
+        description='More API tokens, JSON: {"<token>": "read" or "write"}; reads need a '
+        "token only when a read token is set.",
     )
     bulkhead_dashboard_max_concurrent: int = Field(
         50, description="Dashboard-class API requests in flight (seed: 50)."
@@ -433,6 +450,13 @@ class Settings(BaseSettings):
     def _check_combinations(self) -> Settings:
         """Every wrong combination at once, as one error naming the settings involved."""
         problems = _agent_problems(self.agents) + _credential_problems(self)
+        if not self.max_message_bytes <= self.checkpoint_max_bytes <= CHANGELOG_BYTES // 2:
+            problems.append(
+                f"RUNWAY_CHECKPOINT_MAX_BYTES={self.checkpoint_max_bytes} must be at least "
+                f"RUNWAY_MAX_MESSAGE_BYTES ({self.max_message_bytes}), so that one record fits a "
+                f"checkpoint, and at most {CHANGELOG_BYTES // 2}, half a changelog record batch "
+                "(state changes weigh more than the input that made them)."
+            )
         try:
             windows = parse_windows(self.windows)
         except ValueError as exc:
@@ -457,6 +481,17 @@ class Settings(BaseSettings):
         its 1-hour buckets (`config.windows.bucket_retention`); older buckets are gone anyway.
         """
         return _longest(parse_windows(self.windows)).length_ms
+
+    @property
+    def output_record_bytes(self) -> int:
+        """The byte budget of one output record (`joined`, dead letters): a joined event of
+        the largest accepted input record fits alone (its label fields are small)."""
+        return self.max_message_bytes + OUTPUT_HEADROOM_BYTES
+
+    @property
+    def topic_max_message_bytes(self) -> int:
+        """`max.message.bytes` of Runway's topics: an output record plus its batch overhead."""
+        return self.output_record_bytes + OUTPUT_HEADROOM_BYTES
 
     @property
     def effective_replication_factor(self) -> int:

@@ -111,31 +111,68 @@ def _check(schema: Kind, item: Any, model_id: str | None) -> tuple[str, str] | N
 
 
 def dead_letter(
-    rejected: Rejected, topic: str, partition: int, offset: int, key: bytes | None
+    rejected: Rejected,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    max_bytes: int | None = None,
 ) -> bytes:
-    """The documented dead-letter envelope."""
-    return orjson.dumps(
-        {
-            "reason": rejected.reason,
-            "source_topic": topic,
-            "source_partition": partition,
-            "source_offset": offset,
-            "index": rejected.index,
-            "key": None if key is None else key.decode("utf-8", "replace"),
-            "value_b64": base64.b64encode(rejected.value).decode(),
-        }
-    )
+    """The documented dead-letter envelope, within `max_bytes`.
+
+    The rejected bytes travel base64-encoded (a third larger), so the envelope of an input
+    near the size limit would itself be too large for the topic: its value is then cut to
+    fit, and `value_truncated` / `value_bytes` say so (the source offset still finds it).
+    """
+    envelope: dict[str, Any] = {
+        "reason": rejected.reason,
+        "source_topic": topic,
+        "source_partition": partition,
+        "source_offset": offset,
+        "index": rejected.index,
+        "key": None if key is None else key.decode("utf-8", "replace"),
+        "value_b64": base64.b64encode(rejected.value).decode(),
+    }
+    encoded = orjson.dumps(envelope)
+    if max_bytes is None or len(encoded) <= max_bytes:
+        return encoded
+    spare = max_bytes - (len(encoded) - len(envelope["value_b64"])) - 96  # the two new fields
+    keep = max(spare // 4 * 3, 0)
+    envelope["reason"] = rejected.reason[:1000]
+    envelope["key"] = None if key is None else envelope["key"][:1000]
+    envelope["value_b64"] = base64.b64encode(rejected.value[:keep]).decode()
+    envelope["value_truncated"] = True
+    envelope["value_bytes"] = len(rejected.value)
+    return orjson.dumps(envelope)
 
 
 def encode_batches(
-    events: list[dict[str, Any]], max_events: int, key_of: Callable[[dict[str, Any]], str]
+    events: list[dict[str, Any]],
+    max_events: int,
+    key_of: Callable[[dict[str, Any]], str],
+    max_bytes: int | None = None,
 ) -> list[tuple[bytes, bytes]]:
-    """Group events by model into (key, JSON array) records of at most max_events each."""
+    """Group events by model into (key, JSON array) records of at most `max_events` events
+    and at most `max_bytes` bytes each (an event larger than that travels alone)."""
     by_key: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         by_key.setdefault(key_of(event), []).append(event)
     records = []
     for key, group in by_key.items():
-        for start in range(0, len(group), max_events):
-            records.append((key.encode(), orjson.dumps(group[start : start + max_events])))
+        encoded_key = key.encode()
+        if max_bytes is None:
+            for start in range(0, len(group), max_events):
+                records.append((encoded_key, orjson.dumps(group[start : start + max_events])))
+            continue
+        parts: list[bytes] = []
+        size = 2  # the brackets
+        for event in group:
+            part = orjson.dumps(event)
+            if parts and (len(parts) >= max_events or size + 1 + len(part) > max_bytes):
+                records.append((encoded_key, b"[" + b",".join(parts) + b"]"))
+                parts, size = [], 2
+            parts.append(part)
+            size += len(part) + (1 if len(parts) > 1 else 0)
+        if parts:
+            records.append((encoded_key, b"[" + b",".join(parts) + b"]"))
     return records

@@ -21,6 +21,9 @@ def topic_configs(settings: Settings) -> dict[str, str]:
     return {
         "retention.ms": str(settings.retention_ms),
         "min.insync.replicas": str(settings.effective_min_insync_replicas),
+        # Records are split by bytes below this (outputs) or refused above it (inputs): a
+        # broker default of ~1 MiB would refuse a joined record of the largest valid input.
+        "max.message.bytes": str(settings.topic_max_message_bytes),
     }
 
 

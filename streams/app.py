@@ -8,10 +8,10 @@ import faust
 from faust.types.auth import CredentialsT
 
 from config.connections import kafka_security
-from config.settings import Settings
+from config.settings import CHANGELOG_BYTES, Settings
 from streams.preflight import worker_class
 
-CHANGELOG_BATCH_BYTES = 32 * 1024 * 1024
+CHANGELOG_BATCH_BYTES = CHANGELOG_BYTES
 
 
 def create_app(settings: Settings) -> faust.App:

@@ -21,6 +21,6 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         enable_idempotence=True,
         linger_ms=20,
         max_batch_size=1_048_576,
-        max_request_size=max(1_048_576, settings.max_message_bytes + 1024),
+        max_request_size=max(1_048_576, settings.topic_max_message_bytes),
         compression_type=None,
     )

@@ -203,6 +203,8 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             retry=_kafka_retry(settings),
             max_events_per_s=settings.max_events_per_s,
             max_future_skew_ms=settings.max_future_skew_ms,
+            checkpoint_max_bytes=settings.checkpoint_max_bytes,
+            output_bytes=settings.output_record_bytes,
             derive=store_references if staleness is not None else None,
         )
         processors.append((join, runtime.feed(join.inputs, feed_records)))

@@ -49,6 +49,7 @@ class PartitionState:
     sides: dict[str, int] = field(default_factory=dict)  # input topic -> highest event time
     last_wall_ms: dict[str, int] = field(default_factory=dict)  # input topic -> last arrival
     events: int = 0  # events applied since the last checkpoint
+    input_bytes: int = 0  # bytes of the input records applied since the last checkpoint
     moved: bool = False  # the marker moved since the last checkpoint
 
     def already_applied(self, topic: str, offset: int) -> bool:
@@ -133,6 +134,11 @@ class CheckpointStore:
     def pending_changes(self) -> int:
         return max((p.txn.change_count() for p in self.partitions.values()), default=0)
 
+    def pending_bytes(self) -> int:
+        """The most input bytes one partition applied since its checkpoint (what its changes
+        weigh, roughly: every stored event is in them; see `RUNWAY_CHECKPOINT_MAX_BYTES`)."""
+        return max((p.input_bytes for p in self.partitions.values()), default=0)
+
     async def checkpoint(
         self,
         before_durable: Callable[[], Awaitable[None]] | None = None,
@@ -188,6 +194,7 @@ class CheckpointStore:
             part.txn.reset()
             acked += part.events
             part.events = 0
+            part.input_bytes = 0
             part.moved = False
             for topic, offset in part.applied.items():
                 offsets[(topic, part.partition)] = offset + 1
@@ -241,7 +248,7 @@ class CheckpointStore:
             if batch.append(key=key, value=encoded, timestamp=None) is None:
                 raise ChangelogTooLarge(
                     f"{len(changes)} changes of partition {part.partition} exceed one "
-                    "record batch; lower RUNWAY_CHECKPOINT_MAX_EVENTS"
+                    "record batch; lower RUNWAY_CHECKPOINT_MAX_BYTES or RUNWAY_CHECKPOINT_MAX_KEYS"
                 )
         future = await producer.send_batch(batch, self.changelog_topic, partition=part.partition)
         metadata = await future

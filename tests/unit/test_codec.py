@@ -294,3 +294,41 @@ def test_reason_kinds_name_the_class_of_each_rejection() -> None:
         assert [b.kind for b in bad] == [kind], value
     _, bad = decode_record(Prediction, b"m1", raw(pred()), Limits(max_events=1, max_bytes=10))
     assert [b.kind for b in bad] == ["too_large"]
+
+
+def test_output_records_are_split_by_bytes_and_keep_every_event_once_in_order() -> None:
+    events = [pred(f"p{i}", filler="x" * (100 * (i % 7))) for i in range(200)]
+    budget = 4_000
+    records = encode_batches(
+        events, max_events=1000, key_of=lambda e: e["model_id"], max_bytes=budget
+    )
+    assert all(len(value) <= budget for _, value in records)
+    decoded = [e for _, value in records for e in json.loads(value)]
+    assert decoded == events
+    # greedy: a record closes only when the next event would not fit
+    sizes = [len(json.dumps(e, separators=(",", ":"))) for e in events]
+    cursor = 0
+    for _, value in records[:-1]:
+        count = len(json.loads(value))
+        cursor += count
+        assert len(value) + 1 + sizes[cursor] > budget
+
+
+def test_an_event_larger_than_the_budget_travels_alone() -> None:
+    big, small = pred("big", filler="y" * 5_000), pred("small")
+    records = encode_batches([small, big, small], 1000, lambda e: e["model_id"], max_bytes=1_000)
+    assert [len(json.loads(v)) for _, v in records] == [1, 1, 1]
+
+
+def test_a_dead_letter_of_a_huge_record_is_cut_to_its_budget_and_says_so() -> None:
+    value = b"z" * 1_000_000
+    envelope = dead_letter(
+        Rejected("too big", None, value, "too_large"), "t", 1, 2, b"m1", max_bytes=1_032_768
+    )
+    assert len(envelope) <= 1_032_768
+    body = json.loads(envelope)
+    assert body["value_truncated"] is True and body["value_bytes"] == 1_000_000
+    kept = base64.b64decode(body["value_b64"])
+    assert value.startswith(kept) and len(kept) > 700_000
+    small = json.loads(dead_letter(Rejected("r", 0, b"abc"), "t", 1, 2, None, max_bytes=10_000))
+    assert "value_truncated" not in small and base64.b64decode(small["value_b64"]) == b"abc"
