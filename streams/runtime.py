@@ -41,6 +41,7 @@ class FeedingConsumer(faust_aiokafka.Consumer):
 
     feeds: Mapping[str, Feed] = {}
     fetches = 0  # calls of `_getmany` (the watchdog tells a busy fetch loop from a stalled one)
+    last_asked: frozenset[tuple[str, int]] = frozenset()  # input partitions of the last fetch
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
         type(self).fetches += 1
@@ -58,6 +59,7 @@ class FeedingConsumer(faust_aiokafka.Consumer):
                     break
             return {}
         started = {id(feed): feed.started() for feed in feeds.values()}
+        type(self).last_asked = frozenset((tp.topic, tp.partition) for tp in ask)
         records = await super()._getmany(ask, timeout)
         rest: dict[Any, Any] = {}
         for tp, batch in records.items():
@@ -226,6 +228,25 @@ class Runtime:
             return {}
         ends = await self._app.consumer.highwaters(*wanted)
         return {(tp.topic, tp.partition): int(o or 0) for tp, o in ends.items()}
+
+    def describe(self, topic: str, partition: int) -> str:
+        """Where the consumer stands on a partition, for the watchdog's warning (read-only)."""
+        facts = [
+            f"asked in the last fetch: {(topic, partition) in self._consumer_class.last_asked}"
+        ]
+        try:
+            consumer: Any = self._app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]
+            tp = TopicPartition(topic, partition)
+            assignment = consumer._subscription.subscription.assignment
+            state = assignment.state_value(tp) if assignment is not None else None
+            facts.append(f"position {None if state is None else state._position}")
+            facts.append(f"paused by aiokafka: {tp in consumer.paused()}")
+            faust_paused = self._app.consumer._paused_partitions  # type: ignore[attr-defined]
+            facts.append(f"paused by Faust: {TP(topic, partition) in faust_paused}")
+            facts.append(f"flow active: {self._app.consumer.flow_active}")  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - a diagnostic must never fail the watchdog
+            facts.append(f"consumer state unreadable ({exc!r})")
+        return "; ".join(facts)
 
     def highwater(self, topic: str, partition: int) -> int | None:
         """The end offset last seen in a fetch response (no request; None before the first)."""

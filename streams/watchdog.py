@@ -42,6 +42,10 @@ class WatchdogRuntime(Protocol):
 
     async def seek(self, offsets: Mapping[tuple[str, int], int]) -> None: ...
 
+    def describe(self, topic: str, partition: int) -> str:
+        """Where the consumer stands on a partition (for the warning)."""
+        ...
+
 
 class Watchdog:
     def __init__(
@@ -97,11 +101,12 @@ class Watchdog:
             return {}
         for (topic, partition), at in sorted(stalled.items()):
             log.warning(
-                "progress watchdog: %s[%s] stalled at %s of %s; seeking",
+                "progress watchdog: %s[%s] stalled at %s of %s; seeking (%s)",
                 topic,
                 partition,
                 at,
                 ends[(topic, partition)],
+                self._runtime.describe(topic, partition),
             )
             self.seeks += 1
             self._on_seek()
