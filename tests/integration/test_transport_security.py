@@ -3,9 +3,9 @@
 speaks only TLS and knows only one ACL user.
 
 A `runway worker` configured for both joins a crafted data set exactly (the join tests' oracle)
-and shows no secret in its log or its /health; the same worker with a wrong password stops at
-once with one line; Redis refuses a wrong password, the `default` user, a plaintext connection
-and a client that does not trust its CA.
+and shows no secret in its log or its /health; the same worker with a wrong password, or
+trusting another CA, stops at once with one line; Redis refuses a wrong password, the `default`
+user, a plaintext connection and a client that does not trust its CA.
 """
 
 from __future__ import annotations
@@ -182,22 +182,45 @@ async def test_worker_joins_over_sasl_ssl_and_tls_redis(
         assert secret not in log and secret not in health
 
 
-async def test_a_wrong_password_stops_the_worker_with_one_line(
-    cluster: Any, tls_redis: TlsRedis, tmp_path: Path
-) -> None:
-    wrong = f"wrong-{uuid.uuid4().hex}"
-    settings = secured(cluster, tls_redis, kafka_sasl_password=SecretStr(wrong))
+async def refused_worker(settings: Settings, tmp_path: Path) -> tuple[int, list[str]]:
+    """Start a worker that must not get in; its exit code and log lines once it stopped."""
     worker = Worker(worker_settings(settings, tmp_path, "w"), tmp_path / "worker.log").start()
     try:
         await wait_for(lambda: not worker.alive(), 60, "the worker to stop")
     finally:
         worker.stop()
-    assert worker.process is not None and worker.process.returncode == EXIT_CONFIG
-    lines = worker.log_path.read_text(errors="replace").splitlines()
+    assert worker.process is not None
+    return worker.process.returncode, worker.log_path.read_text(errors="replace").splitlines()
+
+
+def the_one_error(lines: list[str]) -> str:
     errors = [line for line in lines if "cannot start" in line or "ERROR" in line]
     assert len(errors) == 1, "\n".join(lines[-40:])
-    assert "refused the login" in errors[0] and "SaslAuthenticationFailed" in errors[0]
-    assert "RUNWAY_KAFKA_SASL_PASSWORD" in errors[0]
-    assert f"as '{settings.kafka_sasl_username}'" in errors[0]
     assert not any("Traceback" in line for line in lines)
+    return errors[0]
+
+
+async def test_a_wrong_password_stops_the_worker_with_one_line(
+    cluster: Any, tls_redis: TlsRedis, tmp_path: Path
+) -> None:
+    wrong = f"wrong-{uuid.uuid4().hex}"
+    settings = secured(cluster, tls_redis, kafka_sasl_password=SecretStr(wrong))
+    code, lines = await refused_worker(settings, tmp_path)
+    assert code == EXIT_CONFIG
+    error = the_one_error(lines)
+    assert "refused the login" in error and "SaslAuthenticationFailed" in error
+    assert "RUNWAY_KAFKA_SASL_PASSWORD" in error
+    assert f"as '{settings.kafka_sasl_username}'" in error
     assert not any(wrong in line for line in lines)
+
+
+async def test_an_untrusted_broker_certificate_stops_the_worker_with_one_line(
+    cluster: Any, tls_redis: TlsRedis, tmp_path: Path
+) -> None:
+    other_ca = ensure_tls(tmp_path / "other-ca").ca
+    settings = secured(cluster, tls_redis, kafka_ssl_cafile=other_ca)
+    code, lines = await refused_worker(settings, tmp_path)
+    assert code == EXIT_CONFIG
+    error = the_one_error(lines)
+    assert "TLS failed at 127.0.0.1:" in error and "CERTIFICATE_VERIFY_FAILED" in error
+    assert "RUNWAY_KAFKA_SSL_CAFILE" in error
