@@ -47,7 +47,7 @@ class FakeRuntime:
         self.seeks.append(dict(offsets))
 
     def describe(self, topic: str, partition: int) -> str:
-        return f"position of {topic}[{partition}] unknown here"
+        return f"at {topic}[{partition}]"
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -125,10 +125,7 @@ async def test_a_stalled_partition_is_sought_to_its_resume_offset_once(
     assert w.on_seek_calls == 1
     assert w.watchdog.seeks == 1
     [line] = warnings(caplog)
-    assert (
-        line.getMessage()
-        == "progress watchdog: in[0] stalled at 5 of 9; seeking (position of in[0] unknown here)"
-    )
+    assert line.getMessage() == "progress watchdog: in[0] stalled at 5 of 9; seeking (at in[0])"
 
 
 async def test_stalled_partitions_are_sought_in_one_seek_and_counted_each(
@@ -144,9 +141,9 @@ async def test_stalled_partitions_are_sought_in_one_seek_and_counted_each(
     assert w.on_seek_calls == 3
     assert w.watchdog.seeks == 3
     assert [r.getMessage() for r in warnings(caplog)] == [
-        "progress watchdog: in[0] stalled at 5 of 9; seeking (position of in[0] unknown here)",
-        "progress watchdog: in[1] stalled at 2 of 8; seeking (position of in[1] unknown here)",
-        "progress watchdog: other[0] stalled at 1 of 4; seeking (position of other[0] unknown here)",
+        "progress watchdog: in[0] stalled at 5 of 9; seeking (at in[0])",
+        "progress watchdog: in[1] stalled at 2 of 8; seeking (at in[1])",
+        "progress watchdog: other[0] stalled at 1 of 4; seeking (at other[0])",
     ]
 
 
