@@ -21,8 +21,9 @@ import orjson
 from agents.continuity import Continuity
 from agents.ownership import Ownership
 from agents.processor import Processor
+from contracts import codec
 from contracts.telemetry import Telemetry
-from sinks.batch_view import ParquetWriter
+from sinks.batch_view import ParquetWriter, row_problem
 from tables import dedup
 from tables.checkpoint import CheckpointStore, PartitionState
 
@@ -51,6 +52,9 @@ class BatchViewProcessor(Processor):
         ownership: Ownership,
         continuity: Continuity,
         wall_clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        producer: Callable[[], Any] | None = None,
+        dead_letter_topic: str | None = None,
+        dead_letter_bytes: int | None = None,
     ) -> None:
         super().__init__(
             store=store,
@@ -69,6 +73,10 @@ class BatchViewProcessor(Processor):
         self._buffers: dict[int, _Buffer] = {}
         self._cut_at: dict[int, int] = {}  # partition -> offset an interrupted flush ended at
         self.failing = False  # the last Parquet write failed (for /health: degraded)
+        self._producer = producer
+        self._dead_letter_topic = dead_letter_topic
+        self._dead_letter_bytes = dead_letter_bytes
+        self._dead: dict[int, list[tuple[bytes, bytes]]] = {}  # partition -> (key, envelope)
 
     def _apply(self, part: PartitionState, message: Any) -> bool:
         """Buffer one record's new rows; True when a flush is due right after it."""
@@ -128,9 +136,11 @@ class BatchViewProcessor(Processor):
         for partition in partitions:
             self._buffers.pop(partition, None)
             self._cut_at.pop(partition, None)
+            self._dead.pop(partition, None)
 
     def _discard(self, partition: int) -> None:
         self._buffers.pop(partition, None)  # the rows are read again; a cut still stands
+        self._dead.pop(partition, None)
 
     def _partition(self, partition: int) -> PartitionState:
         known = partition in self.store.partitions
@@ -145,16 +155,61 @@ class BatchViewProcessor(Processor):
         return part
 
     def _rows(self, message: Any) -> list[dict[str, Any]]:
+        """The rows of one `joined` record; a record that cannot be written raises, and the
+        processor base dead-letters it whole (`_reject`)."""
         try:
-            body = orjson.loads(message.value)
-        except orjson.JSONDecodeError:
-            log.error("joined record %s:%s is not JSON; skipped", message.partition, message.offset)
-            return []
-        return body if isinstance(body, list) else [body]
+            body = orjson.loads(message.value or b"")
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"joined record is not JSON: {exc}") from exc
+        rows = body if isinstance(body, list) else [body]
+        for row in rows:
+            problem = row_problem(row)
+            if problem is not None:
+                raise ValueError(problem)
+        return rows
+
+    def _reject(self, part: PartitionState, record: Any, reason: str) -> None:
+        super()._reject(part, record, reason)
+        envelope = codec.dead_letter(
+            codec.Rejected(reason, None, record.value or b"", "apply_failed"),
+            record.topic,
+            part.partition,
+            record.offset,
+            record.key,
+            self._dead_letter_bytes,
+        )
+        self._dead.setdefault(part.partition, []).append((record.key or b"", envelope))
+        self._telemetry.dead_letters.labels("apply_failed").inc()
+        # Its offset is flushed like any other (a file range with no rows from it), so the
+        # dead letter goes out with the next flush and the offset is committed after it.
+        buffer = self._buffers.get(part.partition)
+        if buffer is None:
+            buffer = self._buffers[part.partition] = _Buffer(record.offset, self._now())
+        buffer.last_offset = record.offset
+
+    async def _send_dead_letters(self, partitions: set[int]) -> None:
+        """Before the files: a rejected record's only trace must be durable before its offset
+        is committed. Sent again after a failure (they leave the buffer once acknowledged)."""
+        pending = [(p, item) for p in sorted(partitions) for item in self._dead.get(p, [])]
+        if not pending:
+            return
+        if self._producer is None or self._dead_letter_topic is None:
+            for partition in partitions:  # no dead-letter topic wired (tests): logged only
+                self._dead.pop(partition, None)
+            return
+        producer = self._producer()
+        futures = [
+            await producer.send(self._dead_letter_topic, envelope, key=key)
+            for _, (key, envelope) in pending
+        ]
+        await asyncio.gather(*futures)
+        for partition in partitions:
+            self._dead.pop(partition, None)
 
     async def _write_files(self, partitions: set[int]) -> None:
         # Buffers are dropped only once every file is written: a failed write (S3 down) leaves
         # them, and the unsaved seen-ids, for the next flush to retry.
+        await self._send_dead_letters(partitions)
         loop = asyncio.get_running_loop()
         for partition in sorted(partitions):
             buffer = self._buffers[partition]

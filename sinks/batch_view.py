@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from contracts.ids import escape_id
+from contracts.ids import check_id, escape_id
 
 SCHEMA = pa.schema(
     [
@@ -150,3 +150,50 @@ def _table(rows: list[dict[str, Any]]) -> pa.Table:
                 value = 1
             values.append(value)
     return pa.table(columns, schema=SCHEMA)
+
+
+_INT64 = 2**63
+_EXACT = 2**53
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= _EXACT  # float64 columns: an integer must be exact
+    return value == value and value not in (float("inf"), float("-inf"))
+
+
+def _integer(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
+
+
+_CHECKS: dict[str, Any] = {
+    "prediction_id": lambda v: isinstance(v, str) and check_id(v) is None,
+    "model_id": lambda v: isinstance(v, str) and check_id(v) is None,
+    "model_version": lambda v: isinstance(v, str) and check_id(v) is None,
+    "timestamp": lambda v: _integer(v, 0, 10**14),
+    "task": lambda v: isinstance(v, str),
+    "score": _number,
+    "label": _number,
+    "outcome_timestamp": lambda v: _integer(v, 0, 10**14),
+    "label_delay_ms": lambda v: _integer(v, -_INT64, _INT64),
+}
+
+
+def row_problem(row: Any) -> str | None:
+    """Why a joined event cannot be a Parquet row (None: it can). Cheap, unlike a schema
+    validation: the rows come from the join, which validated their events at the door; this
+    catches whatever else a producer may have written to `joined`."""
+    if not isinstance(row, dict):
+        return "a joined event is not a JSON object"
+    for name, ok in _CHECKS.items():
+        if not ok(row.get(name)):
+            return f"joined event field {name!r} is missing or not valid: {row.get(name)!r:.80}"
+    version = row.get("schema_version")
+    if version is not None and not _integer(version, 1, 2**31):
+        return f"schema_version {version!r:.40} does not fit an int32"
+    features = row.get("features")
+    if features is not None and not isinstance(features, dict):
+        return "features is not an object"
+    return None

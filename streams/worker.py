@@ -248,6 +248,9 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             telemetry=telemetry,
             ownership=Ownership(runtime.rebalancing),
             continuity=_continuity(runtime, telemetry),
+            producer=runtime.producer,
+            dead_letter_topic=topics["dead_letters"],
+            dead_letter_bytes=settings.output_record_bytes,
         )
         processors.append((batch_view, runtime.feed(batch_view.inputs, feed_records)))
         writer = batch_view

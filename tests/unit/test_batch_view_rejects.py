@@ -1,0 +1,110 @@
+"""The batch view never stops on a `joined` record it cannot write: the record goes to dead
+letters (before its offset is committed) and the records around it are written as usual.
+
+The real `BatchViewProcessor` over the fake runtime of `tests.unit.faultkit`, a real rocksdict
+seen-ids table and a real Parquet writer on a temporary directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.dataset as ds
+
+from agents.batch_view import BatchViewProcessor
+from agents.continuity import Continuity
+from agents.ownership import Ownership
+from contracts.telemetry import Telemetry
+from sinks.batch_view import ParquetWriter, open_filesystem, row_problem
+from tables.checkpoint import CheckpointStore
+from tests.unit.faultkit import Disk, FakeGroup, FakeKafka, Faults, Inputs
+
+T0 = 1_700_000_000_000
+WEEK = 7 * 24 * 3_600_000
+
+
+def joined(pid: str, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "prediction_id": pid,
+        "model_id": "m",
+        "model_version": "v1",
+        "timestamp": T0,
+        "task": "binary",
+        "score": 0.25,
+        "label": 1,
+        "outcome_timestamp": T0 + 5,
+        "label_delay_ms": 5,
+    }
+    event.update(changes)
+    return event
+
+
+def test_row_problem_names_what_a_parquet_row_cannot_hold() -> None:
+    assert row_problem(joined("a")) is None
+    assert row_problem(joined("a", schema_version=2, features={"x": 1})) is None
+    bad = {
+        "label": 2**60,  # not exact as a float64
+        "score": "0.5",
+        "timestamp": -1,
+        "label_delay_ms": 2**64,
+        "model_id": "a\x00b",
+        "prediction_id": None,
+    }
+    for field, value in bad.items():
+        problem = row_problem(joined("a", **{field: value}))
+        assert problem is not None and field in problem, field
+    assert "schema_version" in (row_problem(joined("a", schema_version=2**40)) or "")
+    assert row_problem([1, 2]) == "a joined event is not a JSON object"
+
+
+async def test_unwritable_joined_records_become_dead_letters_and_the_rest_is_written(
+    tmp_path: Path,
+) -> None:
+    faults = Faults()
+    kafka = FakeKafka(faults, partitions=1)
+    inputs = Inputs()
+    group = FakeGroup(faults)
+    filesystem, root = open_filesystem(str(tmp_path / "view"), None, None, None, "us-east-1")
+    view = BatchViewProcessor(
+        store=CheckpointStore(
+            changelog_topic="seen-changelog",
+            db_for=Disk(tmp_path / "state", faults).db_for,
+            producer=kafka.producer,
+            commit=group.commit,
+        ),
+        writer=ParquetWriter(filesystem, root),
+        topic="joined",
+        max_rows=10_000,
+        max_age_ms=10**12,
+        retention_ms=WEEK,
+        telemetry=Telemetry(),
+        ownership=Ownership(lambda: False),
+        continuity=Continuity(inputs.read, inputs.earliest),
+        wall_clock_ms=lambda: T0,
+        producer=kafka.producer,
+        dead_letter_topic="dead-letters",
+        dead_letter_bytes=10_000,
+    )
+    await view.on_assigned({0})
+    values = [
+        orjson.dumps([joined("a"), joined("b")]),
+        b"{not json",
+        orjson.dumps([joined("c"), joined("d", label=2**60)]),  # one bad row: the record goes
+        orjson.dumps(joined("e")),
+    ]
+    records = [inputs.append("joined", 0, b"m", value) for value in values]
+    await view.process("joined", 0, records)
+    await view.flush()
+    await view.store.settle()  # the commit runs in the background
+
+    letters = [orjson.loads(v) for _, v in kafka.values("dead-letters") if v is not None]
+    assert [(d["source_offset"], d["reason"].split(":")[0]) for d in letters] == [
+        (1, "failed to apply"),
+        (2, "failed to apply"),
+    ]
+    assert "not JSON" in letters[0]["reason"] and "'label'" in letters[1]["reason"]
+    table = ds.dataset(str(tmp_path / "view"), format="parquet", partitioning="hive").to_table()
+    assert sorted(table.column("prediction_id").to_pylist()) == ["a", "b", "e"]
+    assert group.committed[("joined", 0)] == 4  # every record's offset, after its dead letter
