@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # Joined pairs after which a fetch's outputs are sent at once rather than at the checkpoint: a
 # checkpoint then only waits for acknowledgements (a fetch of 100-event records joins thousands).
 SHIP_AFTER_PAIRS = 1_000
+SWEEP_EVERY_MS = 3_600_000  # stream time between two sweeps for idle models, at most
 
 
 class JoinProcessor(Processor):
@@ -56,6 +57,7 @@ class JoinProcessor(Processor):
         derive: Callable[[PartitionTransaction, set[str]], None] | None = None,
         ship_after: int = SHIP_AFTER_PAIRS,
         max_future_skew_ms: int | None = None,
+        on_models_forgotten: Callable[[int, dict[str, list[str]]], None] | None = None,
     ) -> None:
         super().__init__(
             store=store,
@@ -88,6 +90,12 @@ class JoinProcessor(Processor):
         self._shipped: list[tuple[tuple[str, bytes, bytes], asyncio.Future[Any] | None]] = []
         self._ship_after = ship_after
         self._max_skew_ms = max_future_skew_ms
+        self._on_models_forgotten = on_models_forgotten
+        self._forgotten: dict[int, dict[str, list[str]]] = {}
+        self._swept_at: dict[int, int] = {}  # partition -> stream time of its last idle sweep
+        # Sweeping reads every model record of a partition: once per hour of stream time is
+        # plenty against a horizon of a window plus a label TTL (shorter with short settings).
+        self._sweep_every_ms = max(1, min(SWEEP_EVERY_MS, rules.idle_after_ms("") // 4))
         self._models: dict[int, set[str]] = {}
         self._pending_events = 0
         self._fetch_events = 0
@@ -173,6 +181,12 @@ class JoinProcessor(Processor):
         for part in self.store.partitions.values():
             fx = JoinEffects()
             self.rules.expire(part.txn, part.stream_time, fx)
+            swept = self._swept_at.get(part.partition)
+            if swept is None or part.stream_time - swept >= self._sweep_every_ms:
+                self.rules.forget_idle(part.txn, part.stream_time, fx)
+                self._swept_at[part.partition] = part.stream_time
+            if fx.forgotten:
+                self._forgotten.setdefault(part.partition, {}).update(fx.forgotten)
             self._collect(part.partition, fx)
         if self._derive is not None:
             for partition, touched in self._models.items():
@@ -182,6 +196,11 @@ class JoinProcessor(Processor):
         self._last_checkpoint_ms = self._now()
         self._pending_events = 0
         models, self._models = self._models, {}
+        forgotten, self._forgotten = self._forgotten, {}
+        for partition, gone in forgotten.items():
+            models.get(partition, set()).difference_update(gone)
+            if self._on_models_forgotten is not None:
+                self._on_models_forgotten(partition, gone)
         for partition, changed in models.items():
             self._on_models_changed(partition, changed)
         self._telemetry.checkpointed(time.perf_counter() - started)
@@ -317,6 +336,7 @@ class JoinProcessor(Processor):
             raise errors[0]
 
     def _discard(self, partition: int) -> None:
+        self._forgotten.pop(partition, None)
         self._outputs.pop(partition, None)
         self._joined.pop(partition, None)
         self._models.pop(partition, None)

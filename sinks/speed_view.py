@@ -109,12 +109,35 @@ class SpeedView:
         self._dirty: dict[str, int] = {}  # model -> partition
         self._known: dict[str, int] = {}  # every model seen: rewritten when Redis comes back
         self._written_at: dict[str, int] = {}
+        self._gone: dict[str, list[str]] = {}  # forgotten models whose hashes are to delete
         self._failing = False
 
     def add(self, partition: int, models: set[str]) -> None:
         for model_id in models:
             self._dirty[model_id] = partition
             self._known[model_id] = partition
+            self._gone.pop(model_id, None)
+
+    def forget(self, partition: int, models: dict[str, list[str]]) -> None:
+        """Models the join forgot as idle: their hashes go at the next flush, and this sink
+        keeps nothing of them (the maps would otherwise grow with every id ever seen)."""
+        for model_id, versions in models.items():
+            self._dirty.pop(model_id, None)
+            self._known.pop(model_id, None)
+            self._written_at.pop(model_id, None)
+            self._gone[model_id] = versions
+
+    def _delete_gone(self, pipe: Any) -> list[str]:
+        gone = list(self._gone.items())
+        for model_id, versions in gone:
+            base = f"{self._prefix}:model:{escape_id(model_id)}"
+            levels = [base] + [f"{base}:version:{escape_id(v)}" for v in versions]
+            names = [base, f"{base}:staleness"] + [
+                f"{level}:window:{w.name}" for level in levels for w in self._windows
+            ]
+            pipe.delete(*names)
+            pipe.srem(f"{self._prefix}:models", model_id)
+        return [model_id for model_id, _ in gone]
 
     @property
     def failing(self) -> bool:
@@ -128,9 +151,10 @@ class SpeedView:
             for m, p in self._dirty.items()
             if force or now - self._written_at.get(m, 0) >= self._interval_ms
         ]
-        if not due:
+        if not due and not self._gone:
             return 0
         pipe = self._redis.pipeline(transaction=True)
+        deleted = self._delete_gone(pipe)
         written = []
         for model_id, partition in due:
             read = self._reader_for(partition)
@@ -166,6 +190,8 @@ class SpeedView:
             )
             self._failing = False
             self._dirty.update(self._known)
+        for model_id in deleted:
+            self._gone.pop(model_id, None)
         for model_id in written:
             self._dirty.pop(model_id, None)
             self._written_at[model_id] = now

@@ -78,6 +78,14 @@ class StalenessEmitter:
         self._known: dict[str, int] = {}
         self._judged_at: dict[str, int] = {}  # model -> wall ms of its last judgement
 
+    def forget(self, partition: int, models: dict[str, list[str]]) -> None:
+        """Models the join forgot as idle: no more verdicts or heartbeats, nothing kept."""
+        for model_id in models:
+            self._dirty.pop(model_id, None)
+            self._known.pop(model_id, None)
+            self._judged_at.pop(model_id, None)
+            self._policy.forget(model_id)
+
     def add(self, partition: int, models: set[str]) -> None:
         for model_id in models:
             self._dirty[model_id] = partition

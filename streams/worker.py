@@ -177,6 +177,11 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         for sink in views:
             sink.add(partition, models)
 
+    def models_forgotten(partition: int, models: dict[str, list[str]]) -> None:
+        log.info("join: partition %s forgot %d idle model(s)", partition, len(models))
+        for sink in views:
+            sink.forget(partition, models)
+
     if "join" in enabled:
         rules = JoinRules(
             JoinConfig(
@@ -203,6 +208,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             retry=_kafka_retry(settings),
             max_events_per_s=settings.max_events_per_s,
             max_future_skew_ms=settings.max_future_skew_ms,
+            on_models_forgotten=models_forgotten,
             checkpoint_max_bytes=settings.checkpoint_max_bytes,
             output_bytes=settings.output_record_bytes,
             derive=store_references if staleness is not None else None,

@@ -50,6 +50,8 @@ class JoinEffects:
     # Outcomes refused when they met their prediction: (reason, outcome, its input offset, or
     # None for the record being applied). The processor turns each into a dead letter.
     rejected: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
+    # Models forgotten as idle, with the versions they had (their views are deleted too).
+    forgotten: dict[str, list[str]] = field(default_factory=dict)
 
 
 def label_problem(task: str, label: float) -> str | None:
@@ -204,6 +206,33 @@ class JoinRules:
             "dl": record["dl"] + self.config.done_retention_ms,
         }
         self._put(state, key, done)
+
+    # -- idle models -----------------------------------------------------------------------------
+    def idle_after_ms(self, model_id: str) -> int:
+        """How long a model's clock may stand still before the model is forgotten: its longest
+        window (no window holds anything of it after that) plus its label TTL (no label can
+        still arrive for it)."""
+        longest = max((w.length_ms for w in self.config.windows), default=0)
+        return longest + self.config.label_ttl_for(model_id)
+
+    def forget_idle(self, state: State, stream_time: int, fx: JoinEffects) -> None:
+        """Forget every model whose clock stood still for `idle_after_ms` of stream time.
+
+        Without this, the model records of models that stopped (renamed, retired, one-off
+        test ids) stay forever, and so do their buckets: each bucket's expiry is rescheduled
+        while its model's clock lags. Deleted: the model record, every bucket (their index
+        entries become stale and are dropped when due), the drift references. Pairs expire by
+        their own deadlines, which all lie within the same horizon.
+        """
+        for key, info in list(state.scan(keys.MODEL, keys.MODEL_END)):
+            model_id = key[len(keys.MODEL) :].decode()
+            if stream_time - info["clock"] <= self.idle_after_ms(model_id):
+                continue
+            state.delete(key)
+            for start, stop in (keys.model_buckets(model_id), keys.model_references(model_id)):
+                for doomed, _ in list(state.scan(start, stop)):
+                    state.delete(doomed)
+            fx.forgotten[model_id] = list(info.get("versions") or [])
 
     # -- healing ---------------------------------------------------------------------------------
     def pull_back(self, state: State, ceiling_ms: int) -> list[str]:

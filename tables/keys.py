@@ -80,6 +80,12 @@ def model_buckets(model_id: str) -> tuple[bytes, bytes]:
     return head + b"\x00", head + b"\x01"
 
 
+def model_references(model_id: str) -> tuple[bytes, bytes]:
+    """The key range holding every drift reference of a model (all versions)."""
+    head = REFERENCE + escape_id(model_id).encode()
+    return head + b"\x00", head + b"\x01"
+
+
 def split_bucket(key: bytes) -> tuple[str, str, str, int]:
     model, version, rest = key[1:].split(b"\x00", 2)
     return (

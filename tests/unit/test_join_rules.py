@@ -595,3 +595,26 @@ def test_a_clock_from_the_far_future_is_pulled_back_with_its_buckets(h: Harness)
     )
     assert h.figures("m1", window="24h")["predictions"] == 1  # T0's prediction is in view again
     assert h.rules.pull_back(h.txn, ceiling) == []  # idempotent
+
+
+def test_a_model_idle_for_its_longest_window_plus_its_ttl_is_forgotten_whole(h: Harness) -> None:
+    h.pred(prediction("old", T0, model_id="retired", model_version="v7"))
+    h.out(outcome("old", T0 + 5, model_id="retired"))
+    h.txn.set(keys.reference("retired", "v7"), {"frozen": True})
+    h.pred(prediction("live", T0, model_id="m1"))
+    horizon = 7 * DAY + TTL  # longest window (7d) + label TTL
+    assert h.rules.idle_after_ms("retired") == horizon
+    h.pred(prediction("live2", T0 + horizon + 1, model_id="m1"))  # m1 keeps going
+    fx = JoinEffects()
+    h.rules.forget_idle(h.txn, T0 + 5 + horizon, fx)
+    assert fx.forgotten == {}  # exactly at the horizon: still kept
+    h.rules.forget_idle(h.txn, T0 + 5 + horizon + 1, fx)
+    assert fx.forgotten == {"retired": ["v7"]}
+    assert h.txn.get(keys.model("retired")) is None
+    assert list(h.txn.scan(*keys.model_buckets("retired"))) == []
+    assert list(h.txn.scan(*keys.model_references("retired"))) == []
+    assert h.txn.get(keys.model("m1")) is not None  # its clock moved: not idle
+    assert list(h.txn.scan(*keys.model_buckets("m1"))) != []
+    # the stale index entries of the deleted buckets go without a trace when due
+    h.expire(T0 + 5 + horizon + 1 + 30 * DAY)
+    assert not any(t.startswith(keys.BUCKET + b"retired") for _, t in h.index_entries())
