@@ -180,11 +180,12 @@ class JoinProcessor(Processor):
         started = time.perf_counter()
         for part in self.store.partitions.values():
             fx = JoinEffects()
-            self.rules.expire(part.txn, part.stream_time, fx)
             swept = self._swept_at.get(part.partition)
             if swept is None or part.stream_time - swept >= self._sweep_every_ms:
+                # before expiry: it would reschedule the idle models' buckets first
                 self.rules.forget_idle(part.txn, part.stream_time, fx)
                 self._swept_at[part.partition] = part.stream_time
+            self.rules.expire(part.txn, part.stream_time, fx)
             if fx.forgotten:
                 self._forgotten.setdefault(part.partition, {}).update(fx.forgotten)
             self._collect(part.partition, fx)

@@ -150,8 +150,15 @@ class JoinRules:
 
     # -- expiry ----------------------------------------------------------------------------------
     def expire(self, state: State, upto_ms: int, fx: JoinEffects) -> None:
-        """Apply every deadline <= upto_ms (the partition's stream time)."""
-        due = list(state.scan(keys.EXPIRY, keys.expiry_bound(upto_ms)))
+        """Apply every deadline <= upto_ms (the partition's stream time), including those that
+        applying one sets (an expired prediction's record, kept for late labels, may already
+        be due as well when the stream time jumped)."""
+        while due := list(state.scan(keys.EXPIRY, keys.expiry_bound(upto_ms))):
+            self._expire_due(state, due, upto_ms, fx)
+
+    def _expire_due(
+        self, state: State, due: list[tuple[bytes, Any]], upto_ms: int, fx: JoinEffects
+    ) -> None:
         for index_key, _ in due:
             deadline, target = keys.split_expiry(index_key)
             state.delete(index_key)
@@ -229,9 +236,15 @@ class JoinRules:
             if stream_time - info["clock"] <= self.idle_after_ms(model_id):
                 continue
             state.delete(key)
-            for start, stop in (keys.model_buckets(model_id), keys.model_references(model_id)):
-                for doomed, _ in list(state.scan(start, stop)):
-                    state.delete(doomed)
+            for doomed, _ in list(state.scan(*keys.model_buckets(model_id))):
+                state.delete(doomed)
+                # its index entry where it was first put (one a lagging clock rescheduled
+                # stays until due, then goes without effect)
+                _, _, gran, start = keys.split_bucket(doomed)
+                deadline = start + GRANULARITIES[gran] + self._retention.get(gran, 0)
+                state.delete(keys.expiry(deadline, doomed))
+            for doomed, _ in list(state.scan(*keys.model_references(model_id))):
+                state.delete(doomed)
             fx.forgotten[model_id] = list(info.get("versions") or [])
 
     # -- healing ---------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ Method (one run, fresh topics and consumer groups each phase, deleted at the end
    The wall figure from process start (``worker_wall_events_per_s``) is reported too.
    Peak memory is the worker's ``VmHWM`` (/proc/<pid>/status).
 4. The same worker measurement over a smaller backlog of single-event records.
+5. The sweep phase (`tools/bench_sweep.py`): idle models' state is forgotten; the join
+   state's keys and the phase's Redis keys before and after.
 
 ``--profile PATH`` attaches ``py-spy record -f raw`` to the batch-100 worker while it drains.
 """
@@ -54,6 +56,7 @@ from config.connections import kafka_options, redis_options
 from config.settings import Settings, worker_environment
 from stack.topics import ensure_topics
 from streams.producer import make_producer
+from tools.bench_sweep import sweep_phase, sweep_settings
 from tools.traffic import TrafficSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -381,6 +384,7 @@ async def run_bench(
     port = 20_000 + random.randrange(20_000)
     main = bench_settings(settings, "main", workdir, port)
     single = bench_settings(settings, "single", workdir, port + 1)
+    sweeping = bench_settings(settings, "sweep", workdir, port + 2)
     result: dict[str, Any] = {"batch_size": batch_size, "partitions": settings.partitions}
     try:
         say(f"preloading {events:,} events in records of {batch_size} ...")
@@ -399,6 +403,14 @@ async def run_bench(
         say("worker: single-event records ...")
         one = await measure_worker(single_backlog, workdir / "worker-single.log", 1800.0)
         say(f"  {one['events_per_s']:,.0f} events/s")
+        say("sweep: idle models forgotten (7 h window, 60 s TTL) ...")
+        swept = await sweep_phase(sweeping, workdir)
+        say(
+            f"  state keys {swept['state_keys_before_sweep']:,} -> "
+            f"{swept['state_keys_after_sweep']:,}, Redis keys {swept['redis_keys_before_sweep']:,}"
+            f" -> {swept['redis_keys_after_sweep']:,}"
+        )
+        result.update(swept)
         result.update(
             worker_events_per_s=round(worker["events_per_s"], 1),
             baseline_events_per_s=round(base["events_per_s"], 1),
@@ -432,7 +444,7 @@ async def run_bench(
             result["profile"] = str(profile)
     finally:
         say("cleaning up ...")
-        for phase in (main, single):
+        for phase in (main, single, sweep_settings(sweeping)):
             with contextlib.suppress(Exception):
                 await cleanup(phase)
         shutil.rmtree(workdir, ignore_errors=True)
