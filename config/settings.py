@@ -490,8 +490,10 @@ class Settings(BaseSettings):
 
     @property
     def topic_max_message_bytes(self) -> int:
-        """`max.message.bytes` of Runway's topics: an output record plus its batch overhead."""
-        return self.output_record_bytes + OUTPUT_HEADROOM_BYTES
+        """`max.message.bytes` of Runway's topics, a limit on record *batches*: the worker's
+        one producer batches up to a changelog batch (32 MiB) per partition, outputs included,
+        and aiokafka does not split a batch the broker refuses (MessageSizeTooLarge)."""
+        return max(self.output_record_bytes, CHANGELOG_BYTES) + 1_048_576
 
     @property
     def effective_replication_factor(self) -> int:

@@ -80,7 +80,7 @@ async def test_unwritable_joined_records_become_dead_letters_and_the_rest_is_wri
         max_age_ms=10**12,
         retention_ms=WEEK,
         telemetry=Telemetry(),
-        ownership=Ownership(lambda: False),
+        ownership=Ownership(),
         continuity=Continuity(inputs.read, inputs.earliest),
         wall_clock_ms=lambda: T0,
         producer=kafka.producer,

@@ -243,7 +243,7 @@ class World:
             idle_wall_clock_after_ms=WEEK,
             on_models_changed=lambda partition, models: None,
             telemetry=Telemetry(),
-            ownership=Ownership(lambda: False),
+            ownership=Ownership(),
             continuity=Continuity(self.inputs.read, self.inputs.earliest),
             retry=retry,
             wall_clock_ms=lambda: T0,

@@ -114,7 +114,7 @@ def processor(
         idle_wall_clock_after_ms=WEEK,
         on_models_changed=lambda partition, models: None,
         telemetry=Telemetry(),
-        ownership=Ownership(lambda: False),
+        ownership=Ownership(),
         continuity=Continuity(inputs.read, inputs.earliest),
         wall_clock_ms=lambda: T0,
         ship_after=ship_after,
