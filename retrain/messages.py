@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.ids import escape_id
+
 # Fixed namespace: request ids are the same in every process and every replay.
 REQUEST_NAMESPACE = uuid.UUID("5b0a6c1e-8d1f-4f57-9a53-7d2f4c1e0a11")
 
@@ -17,7 +19,10 @@ Status = Literal["queued", "started", "succeeded", "failed", "dead-lettered", "p
 def request_id(model_id: str, model_version: str, episode: int) -> str:
     """The idempotency key: a UUID derived from model, version and episode (the episode is the
     event time of the STALE verdict that opened it), so a retried or replayed call repeats it."""
-    return str(uuid.uuid5(REQUEST_NAMESPACE, f"{model_id}/{model_version}/{episode}"))
+    # Escaped: model "a/b" version "c" and model "a" version "b/c" are two requests (plain
+    # ids escape to themselves, so their request ids are unchanged).
+    name = f"{escape_id(model_id)}/{escape_id(model_version)}/{episode}"
+    return str(uuid.uuid5(REQUEST_NAMESPACE, name))
 
 
 def synthetic_staleness(

@@ -14,10 +14,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from contracts.ids import Id
 from staleness.verdict import Verdict
 
 SCHEMA_VERSION = 1
-NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 EpochMs = Annotated[StrictInt, Field(ge=0, lt=10**14)]
 MetricValue = StrictInt | float | str | bool | None
 
@@ -28,8 +28,8 @@ class StalenessEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     schema_version: int = SCHEMA_VERSION
-    model_id: NonEmpty
-    model_version: NonEmpty
+    model_id: Id
+    model_version: Id
     state: Literal["FRESH", "WARNING", "STALE"]
     score: float = Field(ge=0.0, le=1.0, description="0 fresh .. 1 stale (the worst signal).")
     basis: list[Literal["performance", "drift", "age"]] = Field(
