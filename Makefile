@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit lint bench bench-isolation stack-up stack-down deps clean
+.PHONY: demo test unit lint bench bench-isolation fuzz-api stack-up stack-down deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ bench: stack-up
 
 bench-isolation: stack-up
 	$(BIN)/runway bench-isolation
+
+# Schemathesis (--checks all) against a real `runway api` and its own OpenAPI document
+fuzz-api: stack-up
+	$(BIN)/python -m tests.fuzz.fuzz_api
 
 stack-up: deps
 	$(BIN)/runway stack up

@@ -9,23 +9,31 @@ Request classes (bulkheads, seed limits, settings `RUNWAY_BULKHEAD_*`):
 - internal: GET /models/{id}/impact, GET /models/{id}/lineage, /health, /metrics (Runway's own
   services and the load balancer: small, hot, must not queue behind dashboards).
 
-Writes need `Authorization: Bearer <RUNWAY_API_TOKEN>` (401 otherwise, checked before the body,
-so nothing changes); invalid bodies get FastAPI's 422 naming the field (`detail[].loc`).
+Writes need a write token (`registry.tokens`; 401 otherwise, checked before the body, so nothing
+changes); reads need a read or write token once a read token is configured (/health and /metrics
+never do). Invalid bodies, query parameters and path ids get FastAPI's 422 naming the field
+(`detail[].loc`): an id in a path passes the same grammar (`contracts.ids`) as one in a body.
+Every status a route can answer is in the OpenAPI document; `make fuzz-api` holds it to that.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
+import math
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -35,19 +43,111 @@ from prometheus_client import (
     generate_latest,
 )
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from config.settings import Settings
+from contracts.ids import ID_PATTERN, MAX_ID_BYTES, check_id
+from registry import graph
 from registry.bulkhead import Bulkhead, BulkheadFull
 from registry.degrade import Answer, health
-from registry.records import DependencyIn, ModelIn, VersionIn
+from registry.records import DependencyIn, Model, ModelIn, RetrainRequest, Version, VersionIn
+from registry.responses import (
+    Health,
+    Impact,
+    Lineage,
+    ModelDetail,
+    ModelList,
+    errors,
+)
 from registry.service import Registry
+from registry.tokens import Role, Tokens
 
 log = logging.getLogger(__name__)
 
 KafkaCheck = Callable[[], Awaitable[bool]]
 DB_RETRY_AFTER_S = 5
+STALENESS_MAX_LIMIT = 1000
 # module level: FastAPI resolves the (string) annotation in this module's globals
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))]
+
+
+# -- ids in paths ---------------------------------------------------------------------------------
+
+_SEGMENT_ESCAPE = re.compile("%2F|%25")
+
+
+def routing_path(raw_path: bytes) -> str:
+    """The request path as the routes match it: decoded, except that a `/` or `%` inside a
+    segment stays escaped (`%2F`, `%25`), so that an id holding a `/` (`team/fraud`, sent as
+    `team%2Ffraud`) is one path parameter instead of two segments no route has."""
+    segments = raw_path.split(b"?", 1)[0].decode("latin-1").split("/")
+    return "/".join(unquote(s).replace("%", "%25").replace("/", "%2F") for s in segments)
+
+
+def unescape_segment(value: str) -> str:
+    """The inverse of `routing_path`'s escaping, for one path parameter."""
+    return _SEGMENT_ESCAPE.sub(lambda m: "/" if m.group() == "%2F" else "%", value)
+
+
+class SegmentPaths:
+    """ASGI middleware: routes match `routing_path`, not the server's fully decoded path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and raw and re.search(rb"%2[fF5]", raw):
+            scope = {**scope, "path": routing_path(raw)}
+        await self.app(scope, receive, send)
+
+
+def model_id_param(
+    model_id: Annotated[
+        str,
+        Path(
+            min_length=1,
+            max_length=MAX_ID_BYTES,
+            pattern=ID_PATTERN,
+            description="A model id (`contracts.ids`: printable, at most "
+            f"{MAX_ID_BYTES} bytes once escaped); percent-encode `/` and `%`.",
+        ),
+    ],
+) -> str:
+    value = unescape_segment(model_id)
+    problem = check_id(value)
+    if problem is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("path", "model_id"),
+                    "msg": f"Value error, invalid id: {problem}",
+                    "input": value,
+                }
+            ]
+        )
+    return value
+
+
+ModelId = Annotated[str, Depends(model_id_param)]
+Depth = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=graph.MAX_DEPTH,
+        description=f"Edges to follow at most (1 to {graph.MAX_DEPTH}).",
+    ),
+]
+Limit = Annotated[
+    int,
+    Query(ge=1, le=graph.MAX_LIMIT, description=f"Nodes to list at most (1 to {graph.MAX_LIMIT})."),
+]
+
+
+# -- the app --------------------------------------------------------------------------------------
 
 
 def bulkheads_from(settings: Settings) -> dict[str, Bulkhead]:
@@ -75,10 +175,34 @@ def _envelope(answer: Answer[Any]) -> dict[str, Any]:
     }
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with each non-finite float as its name (JSON has no NaN or Infinity)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf"
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route of this path answers: the `Allow` of a 405 (Starlette's names
+    only the methods of the first route that matched the path)."""
+    probe = {**scope, "method": "\0"}
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches(probe)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
 def create_api(
     settings: Settings,
     registry: Registry,
     kafka_ok: KafkaCheck,
+    tokens: Tokens,
     bulkheads: dict[str, Bulkhead] | None = None,
 ) -> FastAPI:
     heads = bulkheads or bulkheads_from(settings)
@@ -114,6 +238,7 @@ def create_api(
         registry.store.dispose()
 
     app = FastAPI(title="Runway registry", version="1", lifespan=lifespan)
+    app.add_middleware(SegmentPaths)
 
     def slot(cls: str) -> Callable[[Request], AsyncIterator[None]]:
         async def hold(request: Request) -> AsyncIterator[None]:
@@ -124,16 +249,20 @@ def create_api(
         hold.__name__ = f"bulkhead_{cls}"
         return hold
 
-    def require_token(cred: Credentials) -> None:
-        if cred is None or not secrets.compare_digest(
-            cred.credentials.encode(), settings.api_token.encode()
-        ):
-            raise HTTPException(
-                401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
+    def needs(role: Role) -> Callable[[Credentials], None]:
+        def check(cred: Credentials) -> None:
+            if not tokens.allows(cred.credentials if cred else None, role):
+                raise HTTPException(
+                    401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+                )
+
+        check.__name__ = f"require_{role}_token"
+        return check
 
     dashboard, api, internal = (Depends(slot(c)) for c in ("dashboard", "api", "internal"))
-    write = [api, Depends(require_token)]
+    write = [api, Depends(needs("write"))]
+    read = [Depends(needs("read"))] if tokens.reads_need_token else []
+    read_errors = (401, 503) if tokens.reads_need_token else (503,)
 
     @app.exception_handler(BulkheadFull)
     async def _full(request: Request, exc: BulkheadFull) -> Response:
@@ -152,6 +281,21 @@ def create_api(
             headers={"Retry-After": str(DB_RETRY_AFTER_S)},
         )
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own handler echoes each error's input: a NaN there failed the 422 itself
+        detail = json_safe(jsonable_encoder(exc.errors()))
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            exc.headers = {
+                **(exc.headers or {}),
+                "Allow": ", ".join(allowed_methods(app, request.scope)),
+            }
+        return await http_exception_handler(request, exc)
+
     @app.middleware("http")
     async def _count(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
@@ -162,66 +306,106 @@ def create_api(
 
     # -- writes (api class) ---------------------------------------------------------------------
 
-    @app.post("/models", status_code=201, dependencies=write)
-    async def register_model(body: ModelIn) -> dict[str, Any]:
-        return await run_in_threadpool(registry.register_model, body)
+    write_errors = errors(400, 401, 503)
 
-    @app.post("/models/{model_id}/versions", status_code=201, dependencies=write)
-    async def register_version(model_id: str, body: VersionIn) -> dict[str, Any]:
-        return await run_in_threadpool(registry.register_version, model_id, body)
+    @app.post("/models", status_code=201, dependencies=write, responses=write_errors)
+    async def register_model(body: ModelIn) -> Model:
+        return Model.model_validate(await run_in_threadpool(registry.register_model, body))
 
-    @app.post("/dependencies", status_code=201, dependencies=write)
-    async def add_dependency(body: DependencyIn) -> dict[str, Any]:
+    @app.post(
+        "/models/{model_id}/versions", status_code=201, dependencies=write, responses=write_errors
+    )
+    async def register_version(model_id: ModelId, body: VersionIn) -> Version:
+        saved = await run_in_threadpool(registry.register_version, model_id, body)
+        return Version.model_validate(saved)
+
+    @app.post("/dependencies", status_code=201, dependencies=write, responses=write_errors)
+    async def add_dependency(body: DependencyIn) -> DependencyIn:
         await run_in_threadpool(registry.add_dependency, body)
-        return body.model_dump()
+        return body
 
-    @app.get("/models/{model_id}/versions", dependencies=[api])
-    async def versions(model_id: str) -> list[dict[str, Any]]:
-        found = await run_in_threadpool(registry.store.versions, model_id)
-        return [v.model_dump() for v in found]
+    @app.get(
+        "/models/{model_id}/versions", dependencies=[api, *read], responses=errors(*read_errors)
+    )
+    async def versions(model_id: ModelId) -> list[Version]:
+        return await run_in_threadpool(registry.store.versions, model_id)
 
     # -- dashboard reads ------------------------------------------------------------------------
 
-    @app.get("/models", dependencies=[dashboard])
-    async def list_models() -> dict[str, Any]:
+    @app.get("/models", dependencies=[dashboard, *read], responses=errors(*read_errors))
+    async def list_models() -> ModelList:
         answer = await run_in_threadpool(registry.models)
-        return {**(answer.value or {"models": []}), **_envelope(answer)}
+        return ModelList.model_validate({**(answer.value or {"models": []}), **_envelope(answer)})
 
-    @app.get("/models/{model_id}", dependencies=[dashboard])
-    async def model_detail(model_id: str) -> Response:
+    @app.get(
+        "/models/{model_id}",
+        dependencies=[dashboard, *read],
+        responses=errors(*read_errors, 404),
+        response_model=ModelDetail,
+    )
+    async def model_detail(model_id: ModelId) -> Response:
         answer, (live, live_warnings) = await asyncio.gather(
             run_in_threadpool(registry.model, model_id),
             run_in_threadpool(registry.live, model_id),
         )
         if answer.value is None:
             raise HTTPException(404, f"no model {model_id!r}")
+        if answer.unavailable:
+            body = {"detail": "registry database and cache unavailable", **_envelope(answer)}
+            headers = {"Retry-After": str(DB_RETRY_AFTER_S)}
+            return JSONResponse(body, status_code=503, headers=headers)
         body = {**answer.value, "live": live, **_envelope(answer)}
         body["warnings"] = answer.warnings + live_warnings
-        return JSONResponse(body, status_code=503 if answer.unavailable else 200)
+        return JSONResponse(ModelDetail.model_validate(body).model_dump(mode="json"))
 
-    @app.get("/models/{model_id}/staleness", dependencies=[dashboard])
-    async def staleness(model_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    @app.get(
+        "/models/{model_id}/staleness",
+        dependencies=[dashboard, *read],
+        responses=errors(*read_errors),
+    )
+    async def staleness(
+        model_id: ModelId,
+        limit: Annotated[
+            int, Query(ge=1, le=STALENESS_MAX_LIMIT, description="Latest events to list.")
+        ] = 100,
+    ) -> list[dict[str, Any]]:
         found = await run_in_threadpool(registry.store.staleness_history, model_id, limit)
         return [s.model_dump() for s in found]
 
-    @app.get("/models/{model_id}/retrains", dependencies=[dashboard])
-    async def retrains(model_id: str) -> list[dict[str, Any]]:
-        found = await run_in_threadpool(registry.store.retrain_requests, model_id)
-        return [r.model_dump() for r in found]
+    @app.get(
+        "/models/{model_id}/retrains",
+        dependencies=[dashboard, *read],
+        responses=errors(*read_errors),
+    )
+    async def retrains(model_id: ModelId) -> list[RetrainRequest]:
+        return await run_in_threadpool(registry.store.retrain_requests, model_id)
 
     # -- internal -------------------------------------------------------------------------------
 
-    @app.get("/models/{model_id}/impact", dependencies=[internal])
-    async def impact(model_id: str) -> dict[str, Any]:
-        answer = await run_in_threadpool(registry.impact, model_id)
-        return {**(answer.value or {}), **_envelope(answer)}
+    @app.get(
+        "/models/{model_id}/impact", dependencies=[internal, *read], responses=errors(*read_errors)
+    )
+    async def impact(
+        model_id: ModelId, depth: Depth = graph.DEFAULT_DEPTH, limit: Limit = graph.DEFAULT_LIMIT
+    ) -> Impact:
+        answer = await run_in_threadpool(registry.impact, model_id, depth, limit)
+        return Impact.model_validate({**(answer.value or {}), **_envelope(answer)})
 
-    @app.get("/models/{model_id}/lineage", dependencies=[internal])
-    async def lineage(model_id: str) -> dict[str, Any]:
-        answer = await run_in_threadpool(registry.lineage, model_id)
-        return {**(answer.value or {}), **_envelope(answer)}
+    @app.get(
+        "/models/{model_id}/lineage", dependencies=[internal, *read], responses=errors(*read_errors)
+    )
+    async def lineage(
+        model_id: ModelId, depth: Depth = graph.DEFAULT_DEPTH, limit: Limit = graph.DEFAULT_LIMIT
+    ) -> Lineage:
+        answer = await run_in_threadpool(registry.lineage, model_id, depth, limit)
+        return Lineage.model_validate({**(answer.value or {}), **_envelope(answer)})
 
-    @app.get("/health", dependencies=[internal])
+    @app.get(
+        "/health",
+        dependencies=[internal],
+        response_model=Health,
+        responses={503: {"model": Health, "description": "Neither database nor Redis answers."}},
+    )
     async def health_route() -> Response:
         db, redis, kafka = await asyncio.gather(
             run_in_threadpool(registry.database_ok),
@@ -233,7 +417,18 @@ def create_api(
         body = {"status": state, "checks": {k: "ok" if v else "down" for k, v in checks.items()}}
         return JSONResponse(body, status_code=503 if state == "failing" else 200)
 
-    @app.get("/metrics", dependencies=[internal])
+    @app.get(
+        "/metrics",
+        dependencies=[internal],
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": "Prometheus text exposition format.",
+            },
+            **errors(503),
+        },
+    )
     async def metrics_route() -> Response:
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 

@@ -12,6 +12,7 @@ from config.settings import Settings
 from registry.agent import RegistryAgent, serve_metrics
 from registry.bench import run_bench
 from registry.store import Store
+from registry.tokens import TokenError
 from registry.wiring import build_api
 from streams.signals import until_signalled
 
@@ -23,8 +24,12 @@ def register(app: faust.App, settings: Settings) -> None:
     )
     async def api(self: object, host: str | None, port: int | None) -> None:
         """Serve the registry HTTP API (OpenAPI at /openapi.json)."""
+        try:
+            served = build_api(settings)
+        except TokenError as exc:
+            raise SystemExit(f"runway api: {exc}") from None
         config = uvicorn.Config(
-            build_api(settings),
+            served,
             host=host or settings.api_host,
             port=port or settings.api_port,
             log_level="info",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
@@ -36,16 +37,40 @@ def reached_doc(reached: Iterable[graph.Reached]) -> list[dict[str, Any]]:
     return [{"node": r.node, "kind": r.kind, "depth": r.depth} for r in reached]
 
 
-def impact_doc(model_id: str, reached: list[graph.Reached]) -> dict[str, Any]:
+def _as_is(reached: list[graph.Reached]) -> list[graph.Reached]:
+    """For documents only serialised: orjson writes a `Reached` as the same JSON object as
+    `reached_doc`'s, without a dict per entry (a sixth of a large refresh's CPU)."""
+    return reached
+
+
+Entries = Callable[[list[graph.Reached]], list[Any]]
+
+
+def impact_doc(model_id: str, walk: graph.Walk, entries: Entries = reached_doc) -> dict[str, Any]:
     return {
         "model_id": model_id,
-        "impacted": graph.impacted_models(reached),
-        "downstream": reached_doc(reached),
+        "impacted": graph.impacted_models(walk.reached),
+        "downstream": entries(walk.reached),
+        "truncated": walk.truncated,
     }
 
 
-def lineage_doc(model_id: str, reached: list[graph.Reached]) -> dict[str, Any]:
-    return {"model_id": model_id, "upstream": reached_doc(reached)}
+def lineage_doc(model_id: str, walk: graph.Walk, entries: Entries = reached_doc) -> dict[str, Any]:
+    return {"model_id": model_id, "upstream": entries(walk.reached), "truncated": walk.truncated}
+
+
+def trim(doc: dict[str, Any], key: str, depth: int, limit: int) -> dict[str, Any]:
+    """An impact (`key` "downstream") or lineage ("upstream") answer cut to smaller bounds.
+
+    Exact when `doc` was walked with bounds at least these (the cache's are the largest): its
+    entries are in (depth, node) order, so the first `limit` within `depth` are the nearest.
+    """
+    entries = doc.get(key, [])
+    kept = [e for e in entries if e["depth"] <= depth][:limit]
+    out = {**doc, key: kept, "truncated": bool(doc.get("truncated")) or len(kept) < len(entries)}
+    if key == "downstream":
+        out["impacted"] = sorted(e["node"] for e in kept if e["kind"] == "model")
+    return out
 
 
 class Registry:
@@ -93,19 +118,30 @@ class Registry:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def impact(self, model_id: str) -> Answer[dict[str, Any] | None]:
-        return self._read(
+    def impact(
+        self, model_id: str, depth: int = graph.MAX_DEPTH, limit: int = graph.MAX_LIMIT
+    ) -> Answer[dict[str, Any] | None]:
+        """Walked from the database at the largest bounds (what the cache keeps), then cut."""
+        answer = self._read(
             "impact", model_id,
-            lambda: impact_doc(model_id, self.store.impact(model_id)),
-            {"model_id": model_id, "impacted": [], "downstream": []},
+            lambda: impact_doc(model_id, self._walk(model_id, "down")),
+            {"model_id": model_id, "impacted": [], "downstream": [], "truncated": False},
         )  # fmt: skip
+        return replace(answer, value=trim(answer.value or {}, "downstream", depth, limit))
 
-    def lineage(self, model_id: str) -> Answer[dict[str, Any] | None]:
-        return self._read(
+    def lineage(
+        self, model_id: str, depth: int = graph.MAX_DEPTH, limit: int = graph.MAX_LIMIT
+    ) -> Answer[dict[str, Any] | None]:
+        answer = self._read(
             "lineage", model_id,
-            lambda: lineage_doc(model_id, self.store.lineage(model_id)),
-            {"model_id": model_id, "upstream": []},
+            lambda: lineage_doc(model_id, self._walk(model_id, "up")),
+            {"model_id": model_id, "upstream": [], "truncated": False},
         )  # fmt: skip
+        return replace(answer, value=trim(answer.value or {}, "upstream", depth, limit))
+
+    def _walk(self, model_id: str, direction: str) -> graph.Walk:
+        g = graph.Graph(self.store.reachable_edges(model_id, direction))
+        return g.walk_down(model_id) if direction == "down" else g.walk_up(model_id)
 
     def models(self) -> Answer[dict[str, Any] | None]:
         def read() -> dict[str, Any]:
@@ -148,12 +184,18 @@ class Registry:
         self._refresh_model(model_id)
         return saved
 
-    def add_dependency(self, dep: DependencyIn) -> None:
-        self.store.add_dependency(dep)
+    def add_dependency(self, dep: DependencyIn) -> graph.Affected:
+        """Refreshes the cached answers the edge changed, and only those (`Graph.affected_by`):
+        rewriting everything reachable from both ends cost 1,360 documents, 46 MB and 5 s of
+        CPU for one edge closing a cycle through the seed's 20,000-edge graph."""
+        previous = self.store.add_dependency(dep)
+        edge = graph.Edge(dep.upstream, dep.downstream, dep.kind, dep.downstream_kind)
+        if previous == edge:
+            return graph.Affected()  # the same edge again: no answer changes
         g = graph.Graph(self.store.edges())
-        ups = {dep.upstream} | {r.node for r in g.upstream(dep.upstream)}
-        downs = {dep.downstream} | {r.node for r in g.downstream(dep.downstream)}
-        self._put_graph(g, impact_of=ups, lineage_of=downs)
+        affected = g.affected_by(edge) if previous is None else g.around(edge)
+        self._put_graph(g, impact_of=affected.impact_of, lineage_of=affected.lineage_of)
+        return affected
 
     def warm_cache(self) -> int:
         """Write the impact and lineage of every node and registered model (API start)."""
@@ -163,8 +205,8 @@ class Registry:
 
     def _put_graph(self, g: graph.Graph, impact_of: set[str], lineage_of: set[str]) -> int:
         items: list[tuple[str, str | None, dict[str, Any]]] = []
-        items += [("impact", n, impact_doc(n, g.downstream(n))) for n in impact_of]
-        items += [("lineage", n, lineage_doc(n, g.upstream(n))) for n in lineage_of]
+        items += [("impact", n, impact_doc(n, g.walk_down(n), _as_is)) for n in sorted(impact_of)]
+        items += [("lineage", n, lineage_doc(n, g.walk_up(n), _as_is)) for n in sorted(lineage_of)]
         self._put(items)
         return len(items)
 
@@ -174,8 +216,8 @@ class Registry:
         # a model with no edges still gets an (empty) impact entry the join worker can read
         self._put(
             [
-                ("impact", model_id, impact_doc(model_id, self.store.impact(model_id))),
-                ("lineage", model_id, lineage_doc(model_id, self.store.lineage(model_id))),
+                ("impact", model_id, impact_doc(model_id, self._walk(model_id, "down"))),
+                ("lineage", model_id, lineage_doc(model_id, self._walk(model_id, "up"))),
             ]
         )
 

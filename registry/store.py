@@ -19,6 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 from config.settings import Settings
+from contracts.ids import MAX_ID_BYTES
 from registry import graph
 from registry import schema as t
 from registry.records import (
@@ -35,6 +36,8 @@ from registry.records import (
 )
 
 Clock = Callable[[], int]
+# columns that hold an id (contracts.ids): at least MAX_ID_BYTES characters wide
+ID_COLUMNS = frozenset({"model_id", "version", "upstream", "downstream", "model_version"})
 
 
 def wall_ms() -> int:
@@ -106,6 +109,7 @@ class Store:
         except sa.exc.IntegrityError:
             t.metadata.create_all(self.write, checkfirst=True)
         self._widen_episode()
+        self._widen_ids()
 
     def _widen_episode(self) -> None:
         """PostgreSQL registries created while `retrain_requests.episode` was INTEGER cannot hold
@@ -121,6 +125,32 @@ class Store:
                 conn.execute(
                     sa.text("ALTER TABLE retrain_requests ALTER COLUMN episode TYPE BIGINT")
                 )
+
+    def _widen_ids(self) -> None:
+        """PostgreSQL counts VARCHAR(200) in characters and an id may have up to MAX_ID_BYTES:
+        widen the id columns of registries created before (SQLite does not enforce lengths)."""
+        if self.write.dialect.name != "postgresql":
+            return
+        columns = [
+            (table.name, column.name)
+            for table in t.metadata.sorted_tables
+            for column in table.columns
+            if column.name in ID_COLUMNS and isinstance(column.type, sa.String)
+        ]
+        query = sa.text(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND character_maximum_length < :width"
+        )
+        with self.write.begin() as conn:
+            narrow = {tuple(r) for r in conn.execute(query, {"width": MAX_ID_BYTES})}
+            for table, column in columns:
+                if (table, column) in narrow:
+                    conn.execute(
+                        sa.text(
+                            f'ALTER TABLE "{table}" ALTER COLUMN "{column}" '
+                            f"TYPE VARCHAR({MAX_ID_BYTES})"
+                        )
+                    )
 
     def dispose(self) -> None:
         self.write.dispose()
@@ -199,14 +229,22 @@ class Store:
 
     # -- dependencies --------------------------------------------------------------------------
 
-    def add_dependency(self, dep: DependencyIn) -> None:
+    def add_dependency(self, dep: DependencyIn) -> graph.Edge | None:
+        """Returns the edge it replaced (None: a new edge), so that the caller refreshes only
+        what changed."""
+        d = t.dependencies.c
         stmt = self._insert(t.dependencies).values(**dep.model_dump(), created_at=self.clock())
         stmt = stmt.on_conflict_do_update(
             index_elements=["upstream", "downstream"],
             set_={"kind": stmt.excluded.kind, "downstream_kind": stmt.excluded.downstream_kind},
         )
+        before = sa.select(d.upstream, d.downstream, d.kind, d.downstream_kind).where(
+            d.upstream == dep.upstream, d.downstream == dep.downstream
+        )
         with self.write.begin() as conn:
+            row = conn.execute(before.with_for_update()).first()
             conn.execute(stmt)
+        return graph.Edge(*row) if row else None
 
     def add_dependencies(self, deps: Iterable[DependencyIn]) -> None:
         rows = [{**d.model_dump(), "created_at": self.clock()} for d in deps]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import FastAPI
 from redis import Redis
@@ -14,6 +15,7 @@ from registry.api import KafkaCheck, create_api
 from registry.cache import RegistryCache
 from registry.service import Registry
 from registry.store import Store
+from registry.tokens import resolve_tokens
 from stack.kafka import broker_ids
 
 
@@ -48,5 +50,12 @@ def kafka_check(settings: Settings) -> KafkaCheck:
     return ok
 
 
-def build_api(settings: Settings) -> FastAPI:
-    return create_api(settings, build_registry(settings), kafka_check(settings))
+def build_api(settings: Settings, say: Callable[[str], None] = print) -> FastAPI:
+    """Raises TokenError (before anything connects) when the tokens will not do."""
+    tokens = resolve_tokens(settings.profile, settings.api_token, settings.api_tokens)
+    if tokens.generated:  # the one place a token is ever shown
+        say(
+            "runway api: RUNWAY_API_TOKEN is unset (dev profile); for this run, writes take "
+            f"the bearer token {tokens.generated}"
+        )
+    return create_api(settings, build_registry(settings), kafka_check(settings), tokens)

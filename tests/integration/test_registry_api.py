@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -135,6 +136,71 @@ async def test_writes_reads_auth_validation_and_cache(registry_dsn: str) -> None
         }  # fmt: skip
 
 
+async def test_bounds_ids_and_numbers_at_the_edges(registry_dsn: str) -> None:  # noqa: F811
+    async with client_for(api_settings(registry_dsn)) as client:
+        await register_chain(client)
+        impact = (await client.get("/models/a/impact")).json()
+        assert (impact["impacted"], impact["truncated"]) == (["b", "c", "d"], False)
+        cut = (await client.get("/models/a/impact", params={"depth": 1})).json()
+        assert (cut["impacted"], [n["node"] for n in cut["downstream"]], cut["truncated"]) == (
+            ["b"], ["b"], True,
+        )  # fmt: skip
+        cut = (await client.get("/models/a/impact", params={"limit": 2})).json()
+        assert (cut["impacted"], cut["truncated"]) == (["b", "c"], True)
+        up = (await client.get("/models/d/lineage", params={"depth": 2, "limit": 5})).json()
+        assert ([n["node"] for n in up["upstream"]], up["truncated"]) == (["c", "b"], True)
+        for query in ({"depth": 0}, {"depth": 101}, {"limit": -1}, {"limit": 10_001}):
+            assert (await client.get("/models/a/lineage", params=query)).status_code == 422
+
+        # NaN and infinities: 422, nothing stored, the listing stays readable
+        for raw in (b"NaN", b"Infinity", b"1e999"):
+            r = await client.post(
+                "/models/a/versions",
+                content=b'{"version": "v9", "task": "binary", "baseline_metrics": {"auc": '
+                + raw + b"}}",
+                headers={**AUTH, "Content-Type": "application/json"},
+            )  # fmt: skip
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"][-1] == "auc"
+        assert (await client.get("/models/a/versions")).json() == []
+
+        # a path id the grammar refuses: 422, no model made, GET /models still answers
+        for bad in ("%01", "x" * 241):
+            r = await client.post(
+                f"/models/{bad}/versions", json={"version": "v1", "task": "binary"}, headers=AUTH
+            )
+            assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["path", "model_id"]
+        listed = await client.get("/models")
+        assert listed.status_code == 200
+        assert [m["model_id"] for m in listed.json()["models"]] == ["a", "b", "c", "d"]
+
+        # ids the grammar takes, `/` and `:` and the longest, round-trip through paths
+        for model_id in ("team/fraud:v2", "é" * 120, "m" * 240):
+            r = await client.post("/models", json={"model_id": model_id}, headers=AUTH)
+            assert r.status_code == 201, r.text
+            r = await client.post(
+                f"/models/{quote(model_id, safe='')}/versions",
+                json={"version": model_id, "task": "binary"},
+                headers=AUTH,
+            )
+            assert r.status_code == 201 and r.json()["model_id"] == model_id
+            detail = (await client.get(f"/models/{quote(model_id, safe='')}")).json()
+            assert [v["version"] for v in detail["versions"]] == [model_id]
+
+
+async def test_read_tokens_make_reads_need_a_token(registry_dsn: str) -> None:  # noqa: F811
+    settings = api_settings(registry_dsn, api_tokens={"reader-token": "read"})
+    async with client_for(settings) as client:
+        await register_chain(client)  # RUNWAY_API_TOKEN stays a write token
+        assert (await client.get("/models/a/impact")).status_code == 401
+        reader = {"Authorization": "Bearer reader-token"}
+        impact = await client.get("/models/a/impact", headers=reader)
+        assert impact.status_code == 200 and impact.json()["impacted"] == ["b", "c", "d"]
+        assert (await client.get("/models", headers=AUTH)).status_code == 200
+        r = await client.post("/models", json={"model_id": "e"}, headers=reader)
+        assert r.status_code == 401
+        assert (await client.get("/health")).status_code == 200
+
+
 async def test_database_down_serves_cache_with_stale_warning(own_postgres: OwnService) -> None:  # noqa: F811
     port = own_postgres.settings.stack_postgres_port
     settings = api_settings(f"postgresql://runway@127.0.0.1:{port}/runway")
@@ -158,6 +224,9 @@ async def test_database_down_serves_cache_with_stale_warning(own_postgres: OwnSe
             True,
         )
         assert unknown["warnings"][0].startswith("unavailable: database unavailable")
+        # the cached answer is the largest walk: smaller bounds are cut from it
+        cut = (await client.get("/models/a/impact", params={"depth": 1})).json()
+        assert (cut["impacted"], cut["source"], cut["truncated"]) == (["b"], "cache", True)
         detail = (await client.get("/models/a")).json()
         assert (detail["model"]["model_id"], detail["source"], detail["stale"]) == (
             "a",
