@@ -24,6 +24,7 @@ from typing import Any
 import faust
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.tables import recovery as faust_recovery
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
@@ -76,6 +77,22 @@ class FeedingConsumer(faust_aiokafka.Consumer):
                     batch[-1].offset,
                 )
         return rest
+
+
+async def _seek_offsets_from_zero(
+    self: Any, consumer: Any, tps: set[TP], offsets: Mapping[TP, int], title: str
+) -> None:
+    """Faust's `Recovery._seek_offsets`, with every offset below 0 read as 0.
+
+    Faust maps only -1 (nothing read yet) to 0; a standby's offset computed one lower still
+    reached aiokafka's seek, which refused it (`ValueError: Offset must be a positive integer`)
+    and the worker died at start: a demo restarted on a stack holding its changelogs lost a
+    worker once in three restarts.
+    """
+    await consumer.seek_wait({tp: max(offsets[tp], 0) for tp in tps})
+
+
+faust_recovery.Recovery._seek_offsets = _seek_offsets_from_zero  # type: ignore[method-assign]
 
 
 class Runtime:

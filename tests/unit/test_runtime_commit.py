@@ -119,3 +119,22 @@ async def test_a_commit_refused_for_a_rebalance_is_false_and_other_errors_reach_
     consumer.error = TimeoutError("broker away")
     with pytest.raises(TimeoutError):
         await runtime.commit({("in", 0): 1})
+
+
+async def test_recovery_seeks_never_go_below_offset_zero() -> None:
+    """Faust's standby recovery once handed aiokafka a negative offset (ValueError at start)."""
+    from collections import Counter
+
+    from faust.tables.recovery import Recovery
+    from faust.types import TP
+
+    sought: list[dict[Any, int]] = []
+
+    class Seeker:
+        async def seek_wait(self, offsets: dict[Any, int]) -> None:
+            sought.append(dict(offsets))
+
+    a, b, c = TP("cl", 0), TP("cl", 1), TP("cl", 2)
+    offsets: Counter[TP] = Counter({a: -2, b: -1, c: 41})
+    await Recovery._seek_offsets(object(), Seeker(), {a, b, c}, offsets, "standby")  # type: ignore[arg-type]
+    assert sought == [{a: 0, b: 0, c: 41}]
