@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit lint bench bench-isolation fuzz-api stack-up stack-down deps clean
+.PHONY: demo test unit lint bench bench-isolation fuzz fuzz-api stack-up stack-down deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ bench: stack-up
 
 bench-isolation: stack-up
 	$(BIN)/runway bench-isolation
+
+# The decoder's and the join rules' property tests, FUZZ_EXAMPLES examples each instead of the
+# few hundred `make test` runs (about half an hour at 20,000; no stack needed)
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(VENV)/.installed
+	RUNWAY_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q --timeout=0 \
+		--hypothesis-show-statistics tests/unit/test_fuzz_decoder.py tests/unit/test_fuzz_join.py
 
 # Schemathesis (--checks all) against a real `runway api` and its own OpenAPI document
 fuzz-api: stack-up
