@@ -416,7 +416,7 @@ def counter(agg: dict[str, Any] | None, name: str) -> int:
     return as_int((agg or {}).get(name, 0))
 
 
-@fuzz_settings(150)
+@fuzz_settings(100)
 @given(
     ops=operations(st.integers(0, HORIZON), []),
     label_ttl=st.sampled_from([MIN, 20 * MIN, 2 * HOUR, NO_EXPIRY]),
