@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, note, settings
 
 FUZZ_EXAMPLES_ENV = "RUNWAY_FUZZ_EXAMPLES"
 
@@ -25,3 +25,17 @@ def fuzz_settings(examples: int) -> settings:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         print_blob=True,
     )
+
+
+def say(text: str) -> None:
+    """Hypothesis's `note` (printed with a failing example) where a property runs, nothing in a
+    plain test. Hypothesis leaves the arguments blank in its report under pytest here, so the
+    properties say their inputs themselves."""
+    if currently_in_test_context():
+        note(text)
+
+
+def tally(what: str) -> None:
+    """Hypothesis's `event` (the share of examples that did `what`, in the statistics)."""
+    if currently_in_test_context():
+        event(what)

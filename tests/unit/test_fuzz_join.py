@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import orjson
 import pytest
-from hypothesis import event, given, note
+from hypothesis import given
 from hypothesis import strategies as st
 
 from config.windows import Window, parse_windows
@@ -28,7 +28,7 @@ from tables import keys, read
 from tables.aggregates import as_int, merge, summarize
 from tables.join import JoinConfig, JoinEffects, JoinRules
 from tables.transaction import PartitionTransaction
-from tests.unit.fuzz_profile import fuzz_settings
+from tests.unit.fuzz_profile import fuzz_settings, say, tally
 from tests.unit.memdb import MemDB
 
 MIN = 60_000
@@ -270,7 +270,7 @@ class Partition:
     def run(self, ops: list[Send | Op], check: Literal["each", "end", "none"] = "each") -> None:
         """Apply `ops`, then a last checkpoint; `check`: the state's invariants at each
         checkpoint, at the last one only, or not at all."""
-        note(f"ops={ops!r}")  # Hypothesis leaves the arguments blank in its report under pytest
+        say(f"ops={ops!r}")
         for op in ops:
             if isinstance(op, Send):
                 self.send(op)
@@ -292,7 +292,7 @@ class Partition:
         if check != "none":
             self.check_state()
         for what in sorted(self.happened):
-            event(what)
+            tally(what)
 
     # -- what holds of any state ------------------------------------------------------------------
     def check_state(self) -> None:
@@ -516,6 +516,7 @@ def test_without_expiry_the_first_fitting_outcome_joins(ops: list[Send | Op]) ->
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="known bug 3: an early outcome whose label does not fit the task is dropped when the "
     "prediction comes, and the fitting outcomes that came after it, held only as a duplicate "
     "count, are lost with it; the same outcomes after the prediction join",
