@@ -20,6 +20,9 @@ from contracts.schemas import Outcome, Prediction
 
 Kind = type[BaseModel]
 SCHEMAS: dict[str, Kind] = {"predictions": Prediction, "outcomes": Outcome}
+KNOWN_FIELDS: dict[Kind, frozenset[str]] = {
+    kind: frozenset(kind.model_fields) for kind in SCHEMAS.values()
+}
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,31 @@ def decode_record(
             good.append(item)
         else:
             kind, reason = problem
-            where = index if batch else None
-            bad.append(Rejected(reason, where, orjson.dumps(item) if batch else raw, kind))
+            bad.append(
+                Rejected(reason, index if batch else None, _event_bytes(item, batch, raw), kind)
+            )
     return good, bad
+
+
+# Unknown fields travel on as they came, into the join's state and onto `joined`, all written
+# with orjson, which reads 1,024 levels of nesting but writes only 254: an unknown field nested
+# deeper than this is refused at the door rather than failing the checkpoint.
+MAX_NESTING = 32
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` levels deep in `value` (a scalar: 0 levels)."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+        ]
+        if not level:
+            return False
+    return any(isinstance(item, dict | list) for item in level)
 
 
 def _check(schema: Kind, item: Any, model_id: str | None) -> tuple[str, str] | None:
@@ -105,9 +130,24 @@ def _check(schema: Kind, item: Any, model_id: str | None) -> tuple[str, str] | N
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "event"
         return "invalid_event", f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
+    for name in item.keys() - KNOWN_FIELDS[schema]:
+        if isinstance(item[name], dict | list) and _nests_deeper(item[name], MAX_NESTING):
+            reason = f"unknown field {name!r:.80} nests deeper than {MAX_NESTING} levels"
+            return "invalid_event", reason
     if model_id is not None and item["model_id"] != model_id:
         return "key_mismatch", f"key {model_id!r} does not match model_id {item['model_id']!r}"
     return None
+
+
+def _event_bytes(item: Any, batch: bool, raw: bytes) -> bytes:
+    """The bytes a dead letter carries for one event: the event as JSON in a batch, or the
+    whole record when the event cannot be written again (nested beyond what orjson writes)."""
+    if not batch:
+        return raw
+    try:
+        return orjson.dumps(item)
+    except orjson.JSONEncodeError:
+        return raw
 
 
 def dead_letter(

@@ -54,6 +54,22 @@ class JoinEffects:
     forgotten: dict[str, list[str]] = field(default_factory=dict)
 
 
+# Outcomes of one pair kept whole while its task is unknown and none of them could label a
+# binary prediction: a bound, so a hostile stream of bad labels cannot grow one record.
+MAX_HELD_OUTCOMES = 16
+
+
+def _candidates(record: dict[str, Any]) -> list[tuple[dict[str, Any], int | None]]:
+    """An early-outcome record's outcomes in arrival order, each with its input offset."""
+    first = (record["out"], record.get("src"))
+    return [first] + [(out, offset) for out, offset in record.get("more", ())]
+
+
+def _settled(record: dict[str, Any]) -> bool:
+    """An outcome held can label a prediction of either task: later ones are duplicates."""
+    return any(out["label"] in (0, 1) for out, _ in _candidates(record))
+
+
 def label_problem(task: str, label: float) -> str | None:
     """Why an outcome's label cannot label a prediction of `task` (None: it can)."""
     if task == "binary" and label not in (0, 1):
@@ -79,15 +95,22 @@ class JoinRules:
         elif record["s"] == "E":
             self._count_prediction(state, pred)
             self._unindex(state, pid_key, record["dl"])
-            held = record["out"]
-            problem = label_problem(pred["task"], held["label"])
-            if problem is None:
-                self._join(state, pid_key, pred, held, fx)
-            else:  # the held outcome goes to dead letters; the prediction waits for a valid one
-                fx.rejected.append((problem, held, record.get("src")))
+            duplicates = record.get("d", 0)
+            joined = False
+            for out, offset in _candidates(record):
+                if joined:
+                    duplicates += 1  # after the one that joined: as if it came after
+                    continue
+                problem = label_problem(pred["task"], out["label"])
+                if problem is None:
+                    self._join(state, pid_key, pred, out, fx)
+                    joined = True
+                else:  # refused as it would have been after the prediction
+                    fx.rejected.append((problem, out, offset))
+            if not joined:
                 self._put_pending(state, pid_key, pred)
-            if record.get("d"):
-                self._count(state, model_id, version, ts, "do", record["d"])
+            if duplicates:
+                self._count(state, model_id, version, ts, "do", duplicates)
         else:
             self._count_duplicate(state, record, "dp", ts)
 
@@ -140,8 +163,14 @@ class JoinRules:
             self._join(state, pid_key, record["pred"], out, fx)
         elif kind == "E":
             # Held until the pair resolves, so the duplicate lands in the same buckets (version
-            # included) whichever side the consumer happened to read first.
-            record["d"] = record.get("d", 0) + 1
+            # included) whichever side the consumer happened to read first. While no outcome
+            # held could label a binary prediction (0 or 1), a later one is kept whole: if the
+            # task turns out binary, it is the one that joins, as it would have been had the
+            # prediction come first (the earlier ones are refused then).
+            if _settled(record) or len(record.get("more", ())) >= MAX_HELD_OUTCOMES:
+                record["d"] = record.get("d", 0) + 1
+            else:
+                record.setdefault("more", []).append([out, offset])
             state.set(pid_key, record)
         elif kind == "J":
             self._count_duplicate(state, record, "do", out["timestamp"])
@@ -179,8 +208,9 @@ class JoinRules:
             out = record["out"]
             fx.models.add(out["model_id"])
             self._count(state, out["model_id"], None, out["timestamp"], "orph")
-            if record.get("d"):
-                self._count(state, out["model_id"], None, out["timestamp"], "do", record["d"])
+            duplicates = record.get("d", 0) + len(record.get("more", ()))
+            if duplicates:
+                self._count(state, out["model_id"], None, out["timestamp"], "do", duplicates)
             state.delete(key)
         else:
             state.delete(key)

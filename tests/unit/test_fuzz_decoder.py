@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
@@ -96,10 +95,6 @@ FIELDS = [
 ]
 # Nesting depths around orjson's limits: it reads up to 1,024 levels and writes up to 254.
 DEPTHS = [1, 2, 64, 200, 253, 254, 255, 256, 300, 1000, 1023, 1024, 1025, 2000]
-# Depths from 240 to 1,024 reach known bugs 1 and 2 (the strict xfail tests at the end): they
-# are left out of the generated records until those are fixed, then this filter goes.
-KNOWN_BUG_DEPTHS = range(240, 1025)
-GENERATED_DEPTHS = [depth for depth in DEPTHS if depth not in KNOWN_BUG_DEPTHS]
 SENTINEL = "DEEP-{}-SENTINEL-7f3a"
 
 scalars = st.one_of(
@@ -112,7 +107,7 @@ scalars = st.one_of(
     st.text(max_size=12),
     st.sampled_from(HOSTILE_STRINGS),
 )
-deep_values = st.sampled_from(GENERATED_DEPTHS).map(lambda depth: SENTINEL.format(depth))
+deep_values = st.sampled_from(DEPTHS).map(lambda depth: SENTINEL.format(depth))
 json_values = st.recursive(
     st.one_of(scalars, deep_values),
     lambda children: st.one_of(
@@ -539,25 +534,17 @@ def test_batches_carry_every_event_once_in_order_within_budget(
     assert sum(len(orjson.loads(v)) for _, v in records) == len(events)
 
 
-# -- known bugs (strict: they fail loudly once fixed, so that the marks are removed) -------------
-@pytest.mark.xfail(
-    strict=True,
-    raises=orjson.JSONEncodeError,
-    reason="known bug 1: decode_record re-encodes a rejected batch event with orjson.dumps, "
-    "which refuses more than 254 levels of nesting (orjson.loads reads up to 1,024)",
-)
+# -- bugs this harness found (fixed) -------------------------------------------------------------
 def test_a_rejected_deep_event_in_a_batch_is_dead_lettered() -> None:
+    """A rejected batch event was re-encoded with orjson, which writes at most 254 levels of
+    nesting (it reads 1,024): the decoder raised. Now the dead letter carries the record."""
     value = b'[{"x":' + deep_json(300).encode() + b"}]"
     check_decode("predictions", b"m1", value, Limits(10, 10**7), None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=orjson.JSONEncodeError,
-    reason="known bug 2: a valid event with an unknown field nested 255-1,023 levels deep is "
-    "accepted, and orjson cannot write it to the join's state or the joined topic",
-)
 def test_an_accepted_event_can_be_written_again() -> None:
+    """A valid event with an unknown field nested 255-1,023 levels deep was accepted, and orjson
+    could not write it to the join's state or `joined`. Now it is refused at the door."""
     event = {
         "prediction_id": "p",
         "model_id": "m1",

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -437,7 +436,7 @@ def test_counts_are_exact(ops: list[Send | Op], label_ttl: int, early_ttl: int) 
         model = record["m"] if "m" in record else (record.get("pred") or record["out"])["model_id"]
         states[model][record["s"]] += 1
         if record["s"] == "E":
-            waiting[model] += 1 + record.get("d", 0)
+            waiting[model] += 1 + record.get("d", 0) + len(record.get("more", ()))
     for model in MODELS:
         totals = bucket_totals(part.txn, model)
         everything = totals.get((keys.ALL_VERSIONS, "m"))
@@ -487,41 +486,25 @@ def test_without_expiry_the_first_fitting_outcome_joins(ops: list[Send | Op]) ->
     part.run(ops, check="none")
     first_prediction: dict[tuple[str, str], dict[str, Any]] = {}
     outcomes: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    first_outcome_early: set[tuple[str, str]] = set()
     for sent in part.committed.events:
         ident = pair_of(sent.event)
         if sent.topic == PREDICTIONS:
             first_prediction.setdefault(ident, sent.event)
         else:
-            if ident not in first_prediction and ident not in outcomes:
-                first_outcome_early.add(ident)
             outcomes.setdefault(ident, []).append(sent.event)
     expected = {}
-    known_bug = set()
     for ident, prediction in first_prediction.items():
         fitting = [o for o in outcomes.get(ident, []) if fits(prediction["task"], o["label"])]
-        if ident in first_outcome_early and not fits(
-            prediction["task"], outcomes[ident][0]["label"]
-        ):
-            known_bug.add(ident)  # known bug 3 (the strict xfail test below): left out
-        elif fitting:
+        if fitting:
             expected[ident] = (fitting[0]["label"], fitting[0]["timestamp"])
-    got = {
-        pair_of(p): (p["label"], p["outcome_timestamp"])
-        for p in part.committed.joined
-        if pair_of(p) not in known_bug
-    }
+    got = {pair_of(p): (p["label"], p["outcome_timestamp"]) for p in part.committed.joined}
     assert got == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known bug 3: an early outcome whose label does not fit the task is dropped when the "
-    "prediction comes, and the fitting outcomes that came after it, held only as a duplicate "
-    "count, are lost with it; the same outcomes after the prediction join",
-)
 def test_a_refused_early_label_does_not_hide_the_next_one() -> None:
+    """Found by this harness: an early outcome whose label did not fit the task hid the fitting
+    ones after it (held only as a duplicate count); the same outcomes after the prediction
+    joined. Now the order makes no difference."""
     def run(first_prediction: bool) -> list[tuple[Any, int]]:
         part = Partition(config(NO_EXPIRY, NO_EXPIRY, NO_EXPIRY, EXACT_WINDOWS))
         prediction = {
