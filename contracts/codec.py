@@ -130,12 +130,15 @@ def _check(schema: Kind, item: Any, model_id: str | None) -> tuple[str, str] | N
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "event"
         return "invalid_event", f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
-    for name in item.keys() - KNOWN_FIELDS[schema]:
+    if model_id is not None and item["model_id"] != model_id:
+        return "key_mismatch", f"key {model_id!r} does not match model_id {item['model_id']!r}"
+    known = KNOWN_FIELDS[schema]
+    if item.keys() <= known:  # the usual event: no unknown field, no set built
+        return None
+    for name in item.keys() - known:
         if isinstance(item[name], dict | list) and _nests_deeper(item[name], MAX_NESTING):
             reason = f"unknown field {name!r:.80} nests deeper than {MAX_NESTING} levels"
             return "invalid_event", reason
-    if model_id is not None and item["model_id"] != model_id:
-        return "key_mismatch", f"key {model_id!r} does not match model_id {item['model_id']!r}"
     return None
 
 

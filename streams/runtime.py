@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Set
 from typing import Any
 
 import faust
@@ -42,7 +42,7 @@ class FeedingConsumer(faust_aiokafka.Consumer):
 
     feeds: Mapping[str, Feed] = {}
     fetches = 0  # calls of `_getmany` (the watchdog tells a busy fetch loop from a stalled one)
-    last_asked: frozenset[tuple[str, int]] = frozenset()  # input partitions of the last fetch
+    last_asked: Set[Any] = frozenset()  # input partitions (TPs) of the last fetch
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> Any:
         type(self).fetches += 1
@@ -60,7 +60,7 @@ class FeedingConsumer(faust_aiokafka.Consumer):
                     break
             return {}
         started = {id(feed): feed.started() for feed in feeds.values()}
-        type(self).last_asked = frozenset((tp.topic, tp.partition) for tp in ask)
+        type(self).last_asked = ask  # kept as is: read only by the watchdog's warning
         records = await super()._getmany(ask, timeout)
         rest: dict[Any, Any] = {}
         for tp, batch in records.items():
@@ -92,13 +92,16 @@ async def _seek_offsets_from_zero(
     await consumer.seek_wait({tp: max(offsets[tp], 0) for tp in tps})
 
 
-faust_recovery.Recovery._seek_offsets = _seek_offsets_from_zero  # type: ignore[method-assign]
+def patch_faust() -> None:
+    """Faust's faulty methods replaced by ours (docs/faust.md); at wiring, not at import."""
+    faust_recovery.Recovery._seek_offsets = _seek_offsets_from_zero  # type: ignore[method-assign]
 
 
 class Runtime:
     """What the processors, sinks and the watchdog may ask of the Faust app, typed and small."""
 
     def __init__(self, app: faust.App, kafka: Mapping[str, Any]) -> None:
+        patch_faust()
         self._app = app
         self._kafka = kafka  # config.connections.kafka_options: servers and security
         self._feeds: dict[str, Feed] = {}
@@ -249,7 +252,7 @@ class Runtime:
     def describe(self, topic: str, partition: int) -> str:
         """Where the consumer stands on a partition, for the watchdog's warning (read-only)."""
         facts = [
-            f"asked in the last fetch: {(topic, partition) in self._consumer_class.last_asked}"
+            f"asked in the last fetch: {TP(topic, partition) in self._consumer_class.last_asked}"
         ]
         try:
             consumer: Any = self._app.consumer._thread._ensure_consumer()  # type: ignore[attr-defined]

@@ -292,7 +292,6 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             owned = {p for t, p in assignment if t in feed.topics}
             await processor.on_assigned(owned)
             resume = processor.resume_offsets()
-            runtime.forget([(t, p) for t, p in assignment if t in feed.topics], resume)
             await runtime.commit(resume)
             await runtime.seek(resume, unless_revoked=True)
 
@@ -394,6 +393,7 @@ def _timer(
             if fatal:
                 log.exception("%s timer failed", name)
                 runtime.fatal(f"{name} timer: {type(exc).__name__}: {exc}")
+                return
             log.exception("%s timer failed; trying again at the next tick", name)
             telemetry.timer_errors.labels(name).inc()
 

@@ -14,9 +14,6 @@ counted again. The JSON gets
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -29,14 +26,13 @@ from redis.asyncio import Redis
 from rocksdict import AccessType, Options, Rdict
 
 from config.connections import kafka_options, redis_options
-from config.settings import Settings, worker_environment
+from config.settings import Settings
+from stack.processes import WorkerProcess
 from stack.topics import ensure_topics
 from streams.producer import make_producer
 from tables import keys
 from tables.checkpoint import FAUST_OFFSET_KEY
 
-ROOT = Path(__file__).resolve().parents[1]
-RUNWAY = str(Path(sys.executable).parent / "runway")
 POLL_S = 0.2
 
 HOUR_MS = 3_600_000
@@ -116,23 +112,16 @@ async def drain(
 ) -> None:
     """One `runway worker` until the group committed every input record sent (and `also`
     holds), then stopped."""
+    worker = WorkerProcess(settings, log_path).start()
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [RUNWAY, "worker", "-l", "warn"],
-            env=worker_environment(settings),
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
         ends = await _ends(admin, settings)
         deadline = time.monotonic() + timeout_s
         while True:
             await asyncio.sleep(POLL_S)
-            if process.poll() is not None:
-                raise RuntimeError(f"sweep worker exited with {process.returncode} ({log_path})")
+            if not worker.alive():
+                raise worker.died()
             committed = await admin.list_consumer_group_offsets(settings.app_id)
             drained = all(
                 tp in committed and committed[tp].offset >= end for tp, end in ends.items()
@@ -143,13 +132,7 @@ async def drain(
                 raise TimeoutError(f"sweep worker did not drain in {timeout_s:.0f}s")
     finally:
         await admin.close()
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        worker.stop()
 
 
 def count_state_keys(datadir: Path) -> int:
@@ -162,6 +145,19 @@ def count_state_keys(datadir: Path) -> int:
         finally:
             db.close()
     return total
+
+
+def _models_in_view(settings: Settings, count: int) -> Callable[[], Awaitable[bool]]:
+    """A condition: the speed view's set of models holds exactly `count` models."""
+
+    async def holds() -> bool:
+        redis = Redis.from_url(settings.redis_url, **redis_options(settings))
+        try:
+            return int(await redis.scard(f"{settings.redis_key_prefix}:models")) == count
+        finally:
+            await redis.aclose()
+
+    return holds
 
 
 async def count_redis_keys(settings: Settings) -> int:
@@ -184,13 +180,16 @@ async def sweep_phase(
         predictions, outcomes = _events(model, start, events_per_model)
         batches += [("predictions", model, predictions, None), ("outcomes", model, outcomes, None)]
     await _send(settings, batches)
-    await drain(settings, workdir / "worker-sweep-before.log")
+    await drain(  # every idle model's view written (the speed view writes after checkpoints)
+        settings, workdir / "worker-sweep-before.log", also=_models_in_view(settings, idle_models)
+    )
     before = count_state_keys(Path(settings.datadir))
     redis_before = await count_redis_keys(settings)
     # Eight hours later, one live model per partition moves every partition's stream time
     # (both inputs) past the idle models' horizon: the 7 h window + 60 s TTL.
     batches = []
-    for partition in range(settings.partitions):
+    live = settings.partitions
+    for partition in range(live):
         model = f"live-{partition:02d}"
         predictions, outcomes = _events(model, start + 8 * HOUR_MS, 2)
         batches += [
@@ -198,15 +197,8 @@ async def sweep_phase(
             ("outcomes", model, outcomes, partition),
         ]
     await _send(settings, batches)
-
-    async def views_deleted() -> bool:  # the speed view deletes at its next flush
-        redis = Redis.from_url(settings.redis_url, **redis_options(settings))
-        try:
-            return not await redis.exists(f"{settings.redis_key_prefix}:model:idle-0000")
-        finally:
-            await redis.aclose()
-
-    await drain(settings, workdir / "worker-sweep-after.log", also=views_deleted)
+    # the live models' views written, the idle ones' deleted (at the speed view's next flush)
+    await drain(settings, workdir / "worker-sweep-after.log", also=_models_in_view(settings, live))
     return {
         "state_keys_before_sweep": before,
         "state_keys_after_sweep": count_state_keys(Path(settings.datadir)),

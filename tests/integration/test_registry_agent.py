@@ -44,28 +44,16 @@ async def test_agent_records_each_event_once(settings: Settings, registry_dsn: s
     store.add_dependencies(
         [DependencyIn(upstream="m1", downstream="m2"), DependencyIn(upstream="m2", downstream="m3")]
     )
-    topic = settings.topic("staleness")
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for value in (
+    agent, committed = await _record_all(
+        settings,
+        store,
+        [
             EVENT,
             EVENT,
             {**EVENT, "state": "ROTTEN"},
             {**EVENT, "emitted_at": 1_700_000_200_000, "state": "WARNING", "impacted": ["x"]},
-        ):
-            await producer.send_and_wait(topic, orjson.dumps(value), key=b"m1", partition=0)
-    finally:
-        await producer.stop()
-
-    agent = RegistryAgent(settings, store)
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        committed = await _committed_offset(settings, TopicPartition(topic, 0), 4, 45.0)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        ],
+    )
     assert committed == 4
     assert (agent.recorded, agent.dead_lettered) == (2, 1)
     history = store.staleness_history("m1")
@@ -79,10 +67,38 @@ async def test_agent_records_each_event_once(settings: Settings, registry_dsn: s
     )  # fmt: skip
 
     dead = orjson.loads((await read_topic(settings, settings.topic("dead-letters")))[0][1])
-    assert (dead["source_topic"], dead["source_partition"], dead["source_offset"]) == (topic, 0, 2)
+    assert (dead["source_topic"], dead["source_partition"], dead["source_offset"]) == (
+        settings.topic("staleness"),
+        0,
+        2,
+    )
     assert dead["reason"].startswith("invalid staleness event: state")
     assert orjson.loads(base64.b64decode(dead["value_b64"]))["state"] == "ROTTEN"
     store.dispose()
+
+
+async def _record_all(
+    settings: Settings, store: Store, records: list[Any]
+) -> tuple[RegistryAgent, int]:
+    """Send `records` to partition 0 of `staleness`, run an agent until it committed them all
+    (or 45 s passed), stop it; the agent and the offset it committed."""
+    topic = settings.topic("staleness")
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for value in records:
+            await producer.send_and_wait(topic, orjson.dumps(value), key=b"m1", partition=0)
+    finally:
+        await producer.stop()
+    agent = RegistryAgent(settings, store)
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        committed = await _committed_offset(settings, TopicPartition(topic, 0), len(records), 45.0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    return agent, committed
 
 
 async def _committed_offset(
@@ -140,23 +156,7 @@ async def test_refused_events_are_parked_and_the_next_ones_recorded(
         [{**EVENT, "emitted_at": at[1]}, nul, {**EVENT, "emitted_at": at[3]}],
         {**EVENT, "emitted_at": at[4]},
     ]
-    topic = settings.topic("staleness")
-    producer = make_producer(settings)
-    await producer.start()
-    try:
-        for value in records:
-            await producer.send_and_wait(topic, orjson.dumps(value), key=b"m1", partition=0)
-    finally:
-        await producer.stop()
-
-    agent = RegistryAgent(settings, store)
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        committed = await _committed_offset(settings, TopicPartition(topic, 0), 4, 45.0)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
+    agent, committed = await _record_all(settings, store, records)
     assert committed == 4  # past every record: nothing blocks the partition
 
     recorded = sorted(h.emitted_at for h in store.staleness_history("m1"))

@@ -15,7 +15,7 @@ import pytest
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
-from streams.runtime import Runtime
+from streams.runtime import Runtime, patch_faust
 
 
 class FakeCoordinator:
@@ -134,6 +134,7 @@ async def test_recovery_seeks_never_go_below_offset_zero() -> None:
         async def seek_wait(self, offsets: dict[Any, int]) -> None:
             sought.append(dict(offsets))
 
+    patch_faust()  # what constructing the Runtime does
     a, b, c = TP("cl", 0), TP("cl", 1), TP("cl", 2)
     offsets: Counter[TP] = Counter({a: -2, b: -1, c: 41})
     await Recovery._seek_offsets(object(), Seeker(), {a, b, c}, offsets, "standby")  # type: ignore[arg-type]
