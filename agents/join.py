@@ -123,9 +123,12 @@ class JoinProcessor(Processor):
             part.sides[message.topic] = side
             part.stream_time = self._watermark(part.sides)
             if kind == "predictions":
-                self.rules.on_prediction(part.txn, item, fx)
+                self.rules.on_prediction(part.txn, item, fx, settle=False)
             else:
-                self.rules.on_outcome(part.txn, item, part.stream_time, fx, message.offset)
+                self.rules.on_outcome(
+                    part.txn, item, part.stream_time, fx, message.offset, settle=False
+                )
+        self.rules.settle(part.txn, fx)
         for rejected in bad:
             self._dead_letter(part.partition, rejected, message)
         for reason, outcome, offset in fx.rejected:

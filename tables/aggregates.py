@@ -116,6 +116,21 @@ def add_prediction(
         _add_features(agg.setdefault("fh", {}), features)
 
 
+# A delta's feature maps, in arrival order (`absorb` bins them into the bucket's `fh`): feature
+# histograms are bounded by first arrival, so they cannot be summed ahead like the counters.
+FEATURE_SEQUENCE = "fseq"
+
+
+def add_prediction_delta(
+    delta: dict[str, Any], task: str, score: float, features: Mapping[str, Any] | None = None
+) -> None:
+    """`add_prediction` into a delta (`tables.deltas`), its features kept for `absorb`."""
+    _inc(delta, "n")
+    _inc_hist(delta, "sh", score_bin(task, score))
+    if features:
+        delta.setdefault(FEATURE_SEQUENCE, []).append(features)
+
+
 def _add_features(per_feature: dict[str, dict[str, int]], features: Mapping[str, Any]) -> None:
     for name, value in features.items():
         bin_ = feature_bin(value)
@@ -173,16 +188,25 @@ def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_
 def merge(aggs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {}
     for agg in aggs:
-        for field, value in agg.items():
-            if field in HISTOGRAMS:
-                _add_counts(total.setdefault(field, {}), value)
-            elif field == "fh":
-                features = total.setdefault("fh", {})
-                for name, hist in value.items():
-                    _add_counts(features.setdefault(name, {}), hist)
-            else:
-                total[field] = _stored(as_int(total.get(field, 0)) + as_int(value))
+        absorb(total, agg)
     return total
+
+
+def absorb(total: dict[str, Any], agg: Mapping[str, Any]) -> None:
+    """Add an aggregate (or a delta) into `total`, in place."""
+    for field, value in agg.items():
+        if field in HISTOGRAMS:
+            _add_counts(total.setdefault(field, {}), value)
+        elif field == FEATURE_SEQUENCE:
+            features = total.setdefault("fh", {})
+            for one in value:
+                _add_features(features, one)
+        elif field == "fh":
+            features = total.setdefault("fh", {})
+            for name, hist in value.items():
+                _add_counts(features.setdefault(name, {}), hist)
+        else:
+            total[field] = _stored(as_int(total.get(field, 0)) + as_int(value))
 
 
 def _add_counts(into: dict[str, int], counts: Mapping[str, int]) -> None:

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from config.windows import GRANULARITIES, Window, bucket_retention
 from tables import aggregates, keys
+from tables.deltas import Deltas, ModelTouch
 
 
 class State(Protocol):
@@ -52,6 +53,9 @@ class JoinEffects:
     rejected: list[tuple[str, dict[str, Any], int | None]] = field(default_factory=list)
     # Models forgotten as idle, with the versions they had (their views are deleted too).
     forgotten: dict[str, list[str]] = field(default_factory=dict)
+    # Bucket and model-record changes not yet in the state (`JoinRules.settle` writes them).
+    deltas: Deltas = field(default_factory=Deltas)
+    touched: dict[str, ModelTouch] = field(default_factory=dict)
 
 
 # Outcomes of one pair kept whole while its task is unknown and none of them could label a
@@ -83,17 +87,26 @@ class JoinRules:
         self._retention = bucket_retention(config.windows)
 
     # -- inputs ----------------------------------------------------------------------------------
-    def on_prediction(self, state: State, pred: dict[str, Any], fx: JoinEffects) -> None:
+    def on_prediction(
+        self, state: State, pred: dict[str, Any], fx: JoinEffects, *, settle: bool = True
+    ) -> None:
+        """`settle`: write the buckets and the model record now (a caller applying a record
+        of events settles once, after its last one)."""
+        self._on_prediction(state, pred, fx)
+        if settle:
+            self.settle(state, fx)
+
+    def _on_prediction(self, state: State, pred: dict[str, Any], fx: JoinEffects) -> None:
         pid_key = keys.pair(pred["model_id"], pred["prediction_id"])
         record = state.get(pid_key)
         model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
         fx.models.add(model_id)
-        self._touch_model(state, model_id, ts, "lp", version, pred["task"])
+        self._touch_model(fx, model_id, ts, "lp", version, pred["task"])
         if record is None:
-            self._count_prediction(state, pred)
+            self._count_prediction(fx, pred)
             self._put_pending(state, pid_key, pred)
         elif record["s"] == "E":
-            self._count_prediction(state, pred)
+            self._count_prediction(fx, pred)
             self._unindex(state, pid_key, record["dl"])
             duplicates = record.get("d", 0)
             joined = False
@@ -110,18 +123,18 @@ class JoinRules:
             if not joined:
                 self._put_pending(state, pid_key, pred)
             if duplicates:
-                self._count(state, model_id, version, ts, "do", duplicates)
+                self._count(fx, model_id, version, ts, "do", duplicates)
         else:
-            self._count_duplicate(state, record, "dp", ts)
+            self._count_duplicate(fx, record, "dp", ts)
 
-    def _count_prediction(self, state: State, pred: dict[str, Any]) -> None:
+    def _count_prediction(self, fx: JoinEffects, pred: dict[str, Any]) -> None:
         """A prediction counts once, in the buckets of its timestamp (its score and features)."""
         self._bump(
-            state,
+            fx,
             pred["model_id"],
             pred["model_version"],
             pred["timestamp"],
-            aggregates.add_prediction,
+            aggregates.add_prediction_delta,
             pred["task"],
             pred["score"],
             pred.get("features"),
@@ -134,9 +147,24 @@ class JoinRules:
         stream_time: int,
         fx: JoinEffects,
         offset: int | None = None,
+        *,
+        settle: bool = True,
     ) -> None:
         """`offset`: the outcome's input offset, kept with an early outcome so that it can
-        still be dead-lettered when its prediction shows its label does not fit the task."""
+        still be dead-lettered when its prediction shows its label does not fit the task.
+        `settle`: as for `on_prediction`."""
+        self._on_outcome(state, out, stream_time, fx, offset)
+        if settle:
+            self.settle(state, fx)
+
+    def _on_outcome(
+        self,
+        state: State,
+        out: dict[str, Any],
+        stream_time: int,
+        fx: JoinEffects,
+        offset: int | None,
+    ) -> None:
         pid_key = keys.pair(out["model_id"], out["prediction_id"])
         record = state.get(pid_key)
         if record is not None and record["s"] == "P":
@@ -145,7 +173,7 @@ class JoinRules:
                 fx.rejected.append((problem, out, None))
                 return  # changes nothing: the prediction keeps waiting for a valid label
         fx.models.add(out["model_id"])
-        self._touch_model(state, out["model_id"], out["timestamp"], "lo")
+        self._touch_model(fx, out["model_id"], out["timestamp"], "lo")
         if record is None:
             deadline = out["timestamp"] + self.config.early_outcome_ttl_ms
             early = {"s": "E", "out": out, "dl": deadline}
@@ -155,7 +183,7 @@ class JoinRules:
             return
         kind = record["s"]
         if kind == "P" and record["dl"] <= stream_time:
-            self._expire_pending(state, pid_key, record)
+            self._expire_pending(state, pid_key, record, fx)
             record = state.get(pid_key) or record
             kind = "X"
         if kind == "P":
@@ -173,9 +201,9 @@ class JoinRules:
                 record.setdefault("more", []).append([out, offset])
             state.set(pid_key, record)
         elif kind == "J":
-            self._count_duplicate(state, record, "do", out["timestamp"])
+            self._count_duplicate(fx, record, "do", out["timestamp"])
         else:
-            self._count(state, record["m"], record["v"], record["t"], "late")
+            self._count(fx, record["m"], record["v"], record["t"], "late")
 
     # -- expiry ----------------------------------------------------------------------------------
     def expire(self, state: State, upto_ms: int, fx: JoinEffects) -> None:
@@ -184,6 +212,9 @@ class JoinRules:
         be due as well when the stream time jumped)."""
         while due := list(state.scan(keys.EXPIRY, keys.expiry_bound(upto_ms))):
             self._expire_due(state, due, upto_ms, fx)
+            # A bucket deleted above and counted into after (or the reverse) ends the same:
+            # one settled anew has its index entry due again, and the next pass deletes it.
+            self.settle(state, fx)
 
     def _expire_due(
         self, state: State, due: list[tuple[bytes, Any]], upto_ms: int, fx: JoinEffects
@@ -203,14 +234,14 @@ class JoinRules:
             return  # stale index entry: the pair moved on
         if record["s"] == "P":
             fx.models.add(record["pred"]["model_id"])
-            self._expire_pending(state, key, record, indexed=False)
+            self._expire_pending(state, key, record, fx, indexed=False)
         elif record["s"] == "E":
             out = record["out"]
             fx.models.add(out["model_id"])
-            self._count(state, out["model_id"], None, out["timestamp"], "orph")
+            self._count(fx, out["model_id"], None, out["timestamp"], "orph")
             duplicates = record.get("d", 0) + len(record.get("more", ()))
             if duplicates:
-                self._count(state, out["model_id"], None, out["timestamp"], "do", duplicates)
+                self._count(fx, out["model_id"], None, out["timestamp"], "do", duplicates)
             state.delete(key)
         else:
             state.delete(key)
@@ -229,12 +260,17 @@ class JoinRules:
         state.delete(key)
 
     def _expire_pending(
-        self, state: State, key: bytes, record: dict[str, Any], indexed: bool = True
+        self,
+        state: State,
+        key: bytes,
+        record: dict[str, Any],
+        fx: JoinEffects,
+        indexed: bool = True,
     ) -> None:
         pred = record["pred"]
         if indexed:
             self._unindex(state, key, record["dl"])
-        self._count(state, pred["model_id"], pred["model_version"], pred["timestamp"], "exp")
+        self._count(fx, pred["model_id"], pred["model_version"], pred["timestamp"], "exp")
         done = {
             "s": "X",
             "t": pred["timestamp"],
@@ -315,7 +351,7 @@ class JoinRules:
         model_id, version, ts = pred["model_id"], pred["model_version"], pred["timestamp"]
         delay = out["timestamp"] - ts
         self._bump(
-            state,
+            fx,
             model_id,
             version,
             ts,
@@ -348,55 +384,92 @@ class JoinRules:
         state.delete(keys.expiry(deadline, key))
 
     def _count_duplicate(
-        self, state: State, record: dict[str, Any], field_: str, fallback_ts: int
+        self, fx: JoinEffects, record: dict[str, Any], field_: str, fallback_ts: int
     ) -> None:
         if record["s"] == "P":
             pred = record["pred"]
-            self._count(state, pred["model_id"], pred["model_version"], pred["timestamp"], field_)
+            self._count(fx, pred["model_id"], pred["model_version"], pred["timestamp"], field_)
         elif record["s"] in ("J", "X"):
-            self._count(state, record["m"], record["v"], record["t"], field_)
+            self._count(fx, record["m"], record["v"], record["t"], field_)
         else:
-            self._count(state, record["out"]["model_id"], None, fallback_ts, field_)
+            self._count(fx, record["out"]["model_id"], None, fallback_ts, field_)
 
     def _count(
         self,
-        state: State,
+        fx: JoinEffects,
         model_id: str,
         version: str | None,
         ts: int,
         field_: str,
         amount: int = 1,
     ) -> None:
-        def inc(agg: dict[str, Any]) -> None:
-            agg[field_] = agg.get(field_, 0) + amount
-
-        self._bump(state, model_id, version, ts, inc)
+        delta = fx.deltas.at(model_id, version, ts)
+        delta[field_] = delta.get(field_, 0) + amount
 
     def _bump(
         self,
-        state: State,
+        fx: JoinEffects,
         model_id: str,
         version: str | None,
         ts: int,
         update: Callable[..., None],
         *args: Any,
     ) -> None:
-        versions = (keys.ALL_VERSIONS,) if version is None else (keys.ALL_VERSIONS, version)
-        for gran, retention in self._retention.items():
-            size = GRANULARITIES[gran]
-            start = ts // size * size
-            for ver in versions:
-                key = keys.bucket(model_id, ver, gran, start)
-                agg = state.get(key)
-                if agg is None:
-                    agg = {}
-                    state.set(keys.expiry(start + size + retention, key), 1)
-                update(agg, *args)
-                state.set(key, agg)
+        """Add one event's contribution to its minute's delta (`settle` writes the buckets)."""
+        update(fx.deltas.at(model_id, version, ts), *args)
+
+    def settle(self, state: State, fx: JoinEffects) -> None:
+        """Write what `fx` holds for the buckets and model records into the state.
+
+        Each event's contribution is added once to a delta per (model, version, minute); here
+        each delta goes into its buckets (every granularity, its version's and all versions'),
+        so a record of 100 events of one model and minute reads and writes each bucket once
+        rather than 100 times. Exact: bucket counters and histograms are sums, and feature
+        histograms (whose bounds depend on order) take their events in arrival order.
+        """
+        for (model_id, version, minute), delta in fx.deltas.items():
+            versions = (keys.ALL_VERSIONS,) if version is None else (keys.ALL_VERSIONS, version)
+            for gran, retention in self._retention.items():
+                size = GRANULARITIES[gran]
+                start = minute // size * size
+                for ver in versions:
+                    key = keys.bucket(model_id, ver, gran, start)
+                    agg = state.get(key)
+                    if agg is None:
+                        agg = {}
+                        state.set(keys.expiry(start + size + retention, key), 1)
+                    aggregates.absorb(agg, delta)
+                    state.set(key, agg)
+        fx.deltas.clear()
+        for model_id, touch in fx.touched.items():
+            key = keys.model(model_id)
+            info = state.get(key)
+            if info is None:
+                info = {
+                    "task": touch.task,
+                    "clock": touch.clock,
+                    "versions": [],
+                    "lp": None,
+                    "lo": None,
+                }
+            for version in touch.versions:
+                if version not in info["versions"]:
+                    info["versions"].append(version)
+            if touch.task is not None:
+                info["task"] = touch.task
+            info["clock"] = max(info["clock"], touch.clock)
+            for last_field in ("lp", "lo"):
+                last = getattr(touch, last_field)
+                if last is not None:
+                    info[last_field] = (
+                        last if info[last_field] is None else max(info[last_field], last)
+                    )
+            state.set(key, info)
+        fx.touched.clear()
 
     def _touch_model(
         self,
-        state: State,
+        fx: JoinEffects,
         model_id: str,
         ts: int,
         last_field: str,
@@ -404,14 +477,15 @@ class JoinRules:
         task: str | None = None,
     ) -> None:
         """Advance the model's clock (the latest event time seen for it) and its last times."""
-        key = keys.model(model_id)
-        info = state.get(key)
-        if info is None:
-            info = {"task": task, "clock": ts, "versions": [], "lp": None, "lo": None}
-        if version is not None and version not in info["versions"]:
-            info["versions"].append(version)
+        touch = fx.touched.get(model_id)
+        if touch is None:
+            touch = fx.touched[model_id] = ModelTouch(ts)
+        elif ts > touch.clock:
+            touch.clock = ts
+        if version is not None and version not in touch.versions:
+            touch.versions.append(version)
         if task is not None:
-            info["task"] = task
-        info["clock"] = max(info["clock"], ts)
-        info[last_field] = ts if info[last_field] is None else max(info[last_field], ts)
-        state.set(key, info)
+            touch.task = task
+        last = getattr(touch, last_field)
+        if last is None or ts > last:
+            setattr(touch, last_field, ts)

@@ -44,10 +44,12 @@ class Boom(ValueError):
 class FailingRules(JoinRules):
     """The join rules, except that one prediction id raises once its record is half applied."""
 
-    def on_prediction(self, txn: Any, item: dict[str, Any], fx: Any) -> None:
+    def on_prediction(
+        self, txn: Any, item: dict[str, Any], fx: Any, *, settle: bool = True
+    ) -> None:
         if item["prediction_id"] == POISON:
             raise Boom("cannot count this one")
-        super().on_prediction(txn, item, fx)
+        super().on_prediction(txn, item, fx, settle=settle)
 
 
 def prediction(pid: str, ts: int, score: float) -> dict[str, Any]:
