@@ -9,6 +9,7 @@ since the joined record carries the prediction's fields as they are.
 from __future__ import annotations
 
 import base64
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from contracts.schemas import Outcome, Prediction
+from contracts.ids import HIVE_NULL_PARTITION, MAX_ID_BYTES, REFUSED
+from contracts.schemas import EXACT_FLOAT_INT, INT32_MAX, MAX_EPOCH_MS, Outcome, Prediction
 
 Kind = type[BaseModel]
 SCHEMAS: dict[str, Kind] = {"predictions": Prediction, "outcomes": Outcome}
@@ -99,6 +101,69 @@ def decode_record(
     return good, bad
 
 
+# The fast path: pydantic's validation of an event costs more than everything else the decoder
+# does for it. `_plainly_valid` accepts the common shape of a valid event with plain type checks
+# and sends everything else (ints where floats are usual, long ids, features with ints, any
+# doubt) to pydantic, which decides and words the error. It only ever accepts what pydantic
+# accepts (a property test holds it to that); it never refuses anything itself.
+_FITS = MAX_ID_BYTES // 4  # an id this short fits its byte bound whatever it holds
+_TASKS = ("binary", "regression")
+
+
+def _plain_id(value: Any) -> bool:
+    return (
+        type(value) is str
+        and 0 < len(value) <= _FITS
+        and value != HIVE_NULL_PARTITION
+        and REFUSED.search(value) is None
+    )
+
+
+def _plain_common(item: dict[str, Any]) -> bool:
+    version = item.get("schema_version", 1)
+    ts = item.get("timestamp")
+    return (
+        type(version) is int
+        and 1 <= version <= INT32_MAX
+        and type(ts) is int
+        and 0 <= ts < MAX_EPOCH_MS
+        and _plain_id(item.get("prediction_id"))
+        and _plain_id(item.get("model_id"))
+    )
+
+
+def _plainly_valid(schema: Kind, item: dict[str, Any]) -> bool:
+    if not _plain_common(item):
+        return False
+    if schema is Prediction:
+        score, task, features = item.get("score"), item.get("task"), item.get("features")
+        if not (
+            type(score) is float
+            and type(task) is str
+            and task in _TASKS
+            and _plain_id(item.get("model_version"))
+        ):
+            return False
+        if task == "binary":
+            if not 0.0 <= score <= 1.0:
+                return False
+        elif not math.isfinite(score):
+            return False
+        return features is None or (
+            type(features) is dict
+            and all(
+                type(name) is str and type(value) in (float, str)
+                for name, value in features.items()
+            )
+        )
+    if schema is Outcome:
+        label = item.get("label")
+        if type(label) is float:
+            return math.isfinite(label)
+        return type(label) is int and abs(label) <= EXACT_FLOAT_INT
+    return False
+
+
 # Unknown fields travel on as they came, into the join's state and onto `joined`, all written
 # with orjson, which reads 1,024 levels of nesting but writes only 254: an unknown field nested
 # deeper than this is refused at the door rather than failing the checkpoint.
@@ -124,12 +189,13 @@ def _check(schema: Kind, item: Any, model_id: str | None) -> tuple[str, str] | N
     """(kind, reason) of what is wrong with one event, None when it is valid."""
     if not isinstance(item, dict):
         return "invalid_event", "event is not a JSON object"
-    try:
-        schema.model_validate(item)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "event"
-        return "invalid_event", f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
+    if not _plainly_valid(schema, item):
+        try:
+            schema.model_validate(item)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "event"
+            return "invalid_event", f"invalid {schema.__name__.lower()}: {where}: {first['msg']}"
     if model_id is not None and item["model_id"] != model_id:
         return "key_mismatch", f"key {model_id!r} does not match model_id {item['model_id']!r}"
     known = KNOWN_FIELDS[schema]

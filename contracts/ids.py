@@ -51,7 +51,7 @@ HIVE_ESCAPED = frozenset(chr(c) for c in range(0x20)) | frozenset("\"#%'*/:=?\\\
 # For pydantic's and FastAPI's own checks and the JSON schemas: no control character.
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 
-_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NEEDS_ESCAPE = re.compile(
     "[" + "".join(re.escape(c) for c in sorted(HIVE_ESCAPED)) + "\x80-\x9f\ud800-\udfff]"
 )
@@ -85,7 +85,7 @@ def check_id(value: object) -> str | None:
         return "must be a string"
     if not value:
         return "must not be empty"
-    bad = _REFUSED.search(value)
+    bad = REFUSED.search(value)
     if bad is not None:
         return f"must not contain control characters (U+{ord(bad.group()):04X})"
     if value in RESERVED_IDS:

@@ -23,7 +23,8 @@ Task = Literal["binary", "regression"]
 Number = StrictInt | float
 FeatureValue = StrictInt | float | str
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
-EpochMs = Annotated[StrictInt, Field(ge=0, lt=10**14)]
+MAX_EPOCH_MS = 10**14
+EpochMs = Annotated[StrictInt, Field(ge=0, lt=MAX_EPOCH_MS)]
 # An integer beyond 2**53 has no exact float64, the batch view's type for scores and labels
 # (pyarrow refuses to round it): such a value is refused here rather than failing the writer.
 EXACT_FLOAT_INT = 2**53

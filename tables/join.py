@@ -29,6 +29,7 @@ from tables.deltas import Deltas, ModelTouch
 class State(Protocol):
     def get(self, key: bytes) -> Any | None: ...
     def set(self, key: bytes, value: Any) -> None: ...
+    def put_absent(self, key: bytes, value: Any) -> None: ...
     def delete(self, key: bytes) -> None: ...
     def scan(self, start: bytes, stop: bytes) -> Iterable[tuple[bytes, Any]]: ...
 
@@ -378,7 +379,10 @@ class JoinRules:
 
     def _put(self, state: State, key: bytes, record: dict[str, Any]) -> None:
         state.set(key, record)
-        state.set(keys.expiry(record["dl"], key), 1)
+        # A pair's index entry exists only while the pair holds that deadline, and each state
+        # it moves to gets a new one (the previous one was deleted in this transaction): the
+        # entry is absent, no read needed. A stale one would be skipped by `_expire_pair`.
+        state.put_absent(keys.expiry(record["dl"], key), 1)
 
     def _unindex(self, state: State, key: bytes, deadline: int) -> None:
         state.delete(keys.expiry(deadline, key))

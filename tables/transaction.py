@@ -52,6 +52,20 @@ class PartitionTransaction:
             self._dirty.add(key)
         self._values[key] = value
 
+    def put_absent(self, key: bytes, value: Any) -> None:
+        """`set` a key the caller knows the store does not hold, without reading it first.
+
+        For keys made of an absent record's own parts (an expiry-index entry of a new
+        deadline): the read would always miss, and a miss still costs a RocksDB lookup. If
+        the store held the key after all, a delete later in the same checkpoint would be
+        skipped and the stored value stay; callers use it only where that is harmless.
+        """
+        if key not in self._dirty:
+            if self._values.get(key) is None:
+                self._new.add(key)
+            self._dirty.add(key)
+        self._values[key] = value
+
     def delete(self, key: bytes) -> None:
         self.set(key, None)
 

@@ -18,7 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-from contracts.codec import SCHEMAS, Limits, Rejected, dead_letter, decode_record, encode_batches
+from contracts.codec import (
+    SCHEMAS,
+    Limits,
+    Rejected,
+    _plainly_valid,
+    dead_letter,
+    decode_record,
+    encode_batches,
+)
 from contracts.schemas import Outcome, Prediction
 from tests.unit.fuzz_profile import fuzz_settings, say
 
@@ -555,3 +563,31 @@ def test_an_accepted_event_can_be_written_again() -> None:
     }
     value = to_json({**event, "x": SENTINEL.format(300)}, True)
     check_decode("predictions", b"m1", value, Limits(10, 10**7), None)
+
+
+@fuzz_settings(400)
+@given(event=near_valid(), topic=st.sampled_from(sorted(SCHEMAS)))
+def test_the_fast_path_accepts_only_what_pydantic_accepts(event: Any, topic: str) -> None:
+    """The decoder's plain-type fast path never lets through an event pydantic would refuse."""
+    schema = SCHEMAS[topic]
+    if isinstance(event, dict) and _plainly_valid(schema, event):
+        schema.model_validate(event)
+
+
+def test_the_fast_path_takes_the_common_events() -> None:
+    """It is a fast path only if the usual events take it (pydantic is the slow one)."""
+    prediction = {
+        "schema_version": 1,
+        "prediction_id": "run-1",
+        "model_id": "model-001",
+        "model_version": "v1",
+        "timestamp": 1_764_480_000_000,
+        "task": "binary",
+        "score": 0.25,
+    }
+    outcome = {"prediction_id": "run-1", "model_id": "model-001", "timestamp": 1, "label": 1}
+    assert _plainly_valid(Prediction, prediction)
+    assert _plainly_valid(Prediction, {**prediction, "features": {"x": 1.5, "c": "red"}})
+    assert _plainly_valid(Outcome, outcome) and _plainly_valid(Outcome, {**outcome, "label": 0.5})
+    assert not _plainly_valid(Prediction, {**prediction, "score": 1})  # pydantic decides
+    assert not _plainly_valid(Outcome, {**outcome, "label": True})

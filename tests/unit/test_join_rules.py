@@ -310,6 +310,9 @@ class CountingState:
     def set(self, key: bytes, value: Any) -> None:
         self.inner.set(key, value)
 
+    def put_absent(self, key: bytes, value: Any) -> None:
+        self.inner.put_absent(key, value)
+
     def delete(self, key: bytes) -> None:
         self.inner.delete(key)
 
