@@ -20,6 +20,12 @@ Method (one run, fresh topics and consumer groups each phase, deleted at the end
 4. The same worker measurement over a smaller backlog of single-event records.
 5. The sweep phase (`tools/bench_sweep.py`): idle models' state is forgotten; the join
    state's keys and the phase's Redis keys before and after.
+6. The state phases (`tools/bench_state.py`): the join table's compacted SST bytes per pending
+   prediction and per joined pair.
+7. The latency phase (`tools/bench_latency.py`): an outcome's CreateTime to the speed view's
+   write of it, at half of step 3's events/s.
+
+``--only state,latency`` runs steps 6 and/or 7 alone (at ``--latency-rate``).
 
 ``--profile PATH`` attaches ``py-spy record -f raw`` to the batch-100 worker while it drains.
 """
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -40,11 +47,12 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import click
 import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -56,6 +64,8 @@ from config.connections import kafka_options, redis_options
 from config.settings import Settings, worker_environment
 from stack.topics import ensure_topics
 from streams.producer import make_producer
+from tools.bench_latency import DEFAULT_DURATION_S, DEFAULT_RATE, latency_phase
+from tools.bench_state import state_phase
 from tools.bench_sweep import sweep_phase, sweep_settings
 from tools.traffic import TrafficSpec, generate
 
@@ -65,6 +75,8 @@ INPUTS = ("predictions", "outcomes")
 POLL_S = 0.2
 MAX_IN_FLIGHT = 2_000
 STOP_GRACE_S = 10.0
+STATE_PREDICTIONS = 200_000
+PHASES = ("state", "latency")  # the phases `--only` may name
 
 
 @dataclass
@@ -373,6 +385,9 @@ async def run_bench(
     models: int,
     profile: Path | None = None,
     emit: Callable[[str], None] = print,
+    state_predictions: int = STATE_PREDICTIONS,
+    latency_rate: float | None = None,
+    latency_duration_s: float = DEFAULT_DURATION_S,
 ) -> dict[str, Any]:
     """Run the whole benchmark; the result dict is what `--json` prints."""
     began = time.monotonic()
@@ -411,6 +426,21 @@ async def run_bench(
             f" -> {swept['redis_keys_after_sweep']:,}"
         )
         result.update(swept)
+        result.update(
+            await extra_phases(
+                settings,
+                workdir,
+                port + 3,
+                PHASES,
+                models=models,
+                batch_size=batch_size,
+                state_predictions=state_predictions,
+                latency_rate=latency_rate or worker["events_per_s"] / 2,
+                latency_rate_source="option" if latency_rate else "half of worker_events_per_s",
+                latency_duration_s=latency_duration_s,
+                emit=say,
+            )
+        )
         result.update(
             worker_events_per_s=round(worker["events_per_s"], 1),
             baseline_events_per_s=round(base["events_per_s"], 1),
@@ -454,6 +484,102 @@ async def run_bench(
     return result
 
 
+async def extra_phases(
+    settings: Settings,
+    workdir: Path,
+    port: int,
+    phases: Collection[str],
+    *,
+    models: int,
+    batch_size: int,
+    state_predictions: int,
+    latency_rate: float,
+    latency_rate_source: str,
+    latency_duration_s: float,
+    emit: Callable[[str], None],
+) -> dict[str, Any]:
+    """The state and latency phases; each makes its own topics and removes them."""
+    ports = itertools.count(port)
+
+    def fresh(tag: str) -> Settings:
+        return bench_settings(settings, tag, workdir, next(ports))
+
+    async def tidy(phase: Settings) -> None:
+        with contextlib.suppress(Exception):
+            await cleanup(phase)
+
+    result: dict[str, Any] = {}
+    if "state" in phases:
+        result.update(
+            await state_phase(
+                fresh,
+                tidy,
+                predictions=state_predictions,
+                models=models,
+                batch_size=batch_size,
+                emit=emit,
+            )
+        )
+    if "latency" in phases:
+        result.update(
+            await latency_phase(
+                fresh,
+                tidy,
+                rate=latency_rate,
+                rate_source=latency_rate_source,
+                duration_s=latency_duration_s,
+                models=models,
+                batch_size=batch_size,
+                emit=emit,
+            )
+        )
+    return result
+
+
+async def run_phases(
+    settings: Settings,
+    phases: Collection[str],
+    *,
+    models: int,
+    batch_size: int,
+    state_predictions: int,
+    latency_rate: float | None,
+    latency_duration_s: float,
+    emit: Callable[[str], None],
+) -> dict[str, Any]:
+    """`--only`: some of the extra phases alone (no main phase: the latency phase's rate is
+    `latency_rate`, else DEFAULT_RATE); written to var/bench/phases.json."""
+    workdir = Path(tempfile.mkdtemp(prefix="runway-bench-"))
+    result: dict[str, Any] = {
+        "phases": [phase for phase in PHASES if phase in phases],
+        "batch_size": batch_size,
+        "partitions": settings.partitions,
+        "models": models,
+    }
+    try:
+        result.update(
+            await extra_phases(
+                settings,
+                workdir,
+                20_000 + random.randrange(20_000),
+                phases,
+                models=models,
+                batch_size=batch_size,
+                state_predictions=state_predictions,
+                latency_rate=latency_rate or DEFAULT_RATE,
+                latency_rate_source="option",
+                latency_duration_s=latency_duration_s,
+                emit=emit,
+            )
+        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    out = ROOT / "var" / "bench" / "phases.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def _table(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
@@ -476,6 +602,11 @@ def _table(result: dict[str, Any]) -> Any:
         ("worker startup (excluded)", f"{result['worker_startup_s']:.1f} s"),
         ("worker incl. startup", f"{result['worker_wall_events_per_s']:,.0f} ev/s"),
     ]
+    if "state_bytes_per_pending" in result:
+        rows.append(("state per pending prediction", f"{result['state_bytes_per_pending']} B"))
+        rows.append(("state per joined pair", f"{result['state_bytes_per_joined']} B"))
+    if "outcome_to_view_p99_ms" in result:
+        rows.append(("outcome -> speed view, p99", f"{result['outcome_to_view_p99_ms']} ms"))
     for row in rows:
         table.add_row(*row)
     return table
@@ -493,6 +624,26 @@ def register(app: faust.App, settings: Settings) -> None:
         option("--models", type=int, default=10, help="Synthetic models."),
         option("--profile", type=str, default=None, help="py-spy raw profile of the worker here."),
         option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object."),
+        option("--only", type=str, default=None, help="Only these phases: state,latency."),
+        option(
+            "--state-predictions",
+            type=int,
+            default=STATE_PREDICTIONS,
+            help="Predictions of each state phase.",
+        ),
+        option(
+            "--latency-rate",
+            type=float,
+            default=None,
+            help=f"Events/s of the latency phase (default: half the worker's; {DEFAULT_RATE:.0f}"
+            " with --only).",
+        ),
+        option(
+            "--latency-duration",
+            type=float,
+            default=DEFAULT_DURATION_S,
+            help="Seconds of paced traffic in the latency phase.",
+        ),
     )
     async def bench(
         self: Any,
@@ -502,6 +653,10 @@ def register(app: faust.App, settings: Settings) -> None:
         models: int,
         profile: str | None,
         as_json: bool,
+        only: str | None,
+        state_predictions: int,
+        latency_rate: float | None,
+        latency_duration: float,
     ) -> None:
         """Benchmark one worker against a bare consumer baseline."""
 
@@ -511,6 +666,22 @@ def register(app: faust.App, settings: Settings) -> None:
             else:
                 self.say(text)
 
+        if only is not None:
+            phases = {name.strip() for name in only.split(",") if name.strip()}
+            if not phases or not phases <= set(PHASES):
+                raise click.BadParameter(f"--only takes {','.join(PHASES)}, not {only!r}")
+            alone = await run_phases(
+                settings,
+                phases,
+                models=models,
+                batch_size=batch_size,
+                state_predictions=state_predictions,
+                latency_rate=latency_rate,
+                latency_duration_s=latency_duration,
+                emit=say,
+            )
+            print(json.dumps(alone) if as_json else json.dumps(alone, indent=2))
+            return
         result = await run_bench(
             settings,
             events,
@@ -519,6 +690,9 @@ def register(app: faust.App, settings: Settings) -> None:
             models,
             profile=Path(profile) if profile else None,
             emit=say,
+            state_predictions=state_predictions,
+            latency_rate=latency_rate,
+            latency_duration_s=latency_duration,
         )
         if as_json:
             print(json.dumps(result))
