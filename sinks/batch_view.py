@@ -14,6 +14,7 @@ written to a temporary name and renamed, so a reader never sees half a file.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import uuid
 from collections.abc import Iterable
@@ -43,8 +44,17 @@ SCHEMA = pa.schema(
 )
 
 
+DAY_MS = 86_400_000
+
+
 def utc_date(timestamp_ms: int) -> str:
-    return dt.datetime.fromtimestamp(timestamp_ms / 1000, tz=dt.UTC).date().isoformat()
+    return _day(timestamp_ms // DAY_MS)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(days: int) -> str:
+    # Cached by day: every row of a flush asks, and they share a handful of days.
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=days)).isoformat()
 
 
 def open_filesystem(
@@ -168,10 +178,14 @@ def _integer(value: Any, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value < high
 
 
+def _id(value: Any) -> bool:
+    return isinstance(value, str) and check_id(value) is None
+
+
 _CHECKS: dict[str, Any] = {
-    "prediction_id": lambda v: isinstance(v, str) and check_id(v) is None,
-    "model_id": lambda v: isinstance(v, str) and check_id(v) is None,
-    "model_version": lambda v: isinstance(v, str) and check_id(v) is None,
+    "prediction_id": _id,
+    "model_id": _id,
+    "model_version": _id,
     "timestamp": lambda v: _integer(v, 0, 10**14),
     "task": lambda v: isinstance(v, str),
     "score": _number,

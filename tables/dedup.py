@@ -19,7 +19,8 @@ def first_sighting(
         return False
     deadline = event_time + retention_ms
     state.set(key, deadline)
-    state.set(keys.expiry(deadline, key), 1)
+    # absent: the pair was unseen, and its index entry goes and comes with its seen key
+    state.put_absent(keys.expiry(deadline, key), 1)
     return True
 
 

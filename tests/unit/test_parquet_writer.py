@@ -181,3 +181,14 @@ def test_hostile_model_ids_stay_under_the_root_and_read_back_as_themselves(
         "hive_partitioning=true)"
     ).fetchall()
     assert sorted(found) == expected_pairs
+
+
+def test_utc_date_is_the_utc_calendar_day_at_every_edge() -> None:
+    import datetime as dt
+
+    from sinks.batch_view import utc_date
+
+    day = 86_400_000
+    for ts in [0, day - 1, day, 1_764_460_799_999, 1_764_460_800_000, 10**14 - 1]:
+        expected = dt.datetime.fromtimestamp(ts // 1000, tz=dt.UTC).date().isoformat()
+        assert utc_date(ts) == expected, ts
