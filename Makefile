@@ -30,8 +30,9 @@ test: deps lint
 demo: deps
 	$(BIN)/runway demo
 
+# --peer quix: Quix Streams over the same backlogs, in its own .venv-peer/ (made on first use)
 bench: stack-up
-	$(BIN)/runway bench
+	$(BIN)/runway bench --peer quix
 
 bench-isolation: stack-up
 	$(BIN)/runway bench-isolation
@@ -55,4 +56,4 @@ stack-down: $(VENV)/.installed
 
 clean:
 	-$(BIN)/runway stack down
-	rm -rf $(VENV) .stack var
+	rm -rf $(VENV) .venv-peer .stack var

@@ -28,6 +28,10 @@ Method (one run, fresh topics and consumer groups each phase, deleted at the end
 ``--only state,latency`` runs steps 6 and/or 7 alone (at ``--latency-rate``).
 
 ``--profile PATH`` attaches ``py-spy record -f raw`` to the batch-100 worker while it drains.
+
+``--peer quix`` runs the same join in Quix Streams over the backlogs of steps 3 and 4 right
+after them, measured the same way (`tools/bench_peer.py`): ``peer_events_per_s``,
+``peer_single_record_events_per_s``, ``peer_ratio`` and ``peer_single_ratio`` (worker ÷ peer).
 """
 
 from __future__ import annotations
@@ -384,6 +388,7 @@ async def run_bench(
     single_events: int,
     models: int,
     profile: Path | None = None,
+    peer: str | None = None,
     emit: Callable[[str], None] = print,
     state_predictions: int = STATE_PREDICTIONS,
     latency_rate: float | None = None,
@@ -401,6 +406,11 @@ async def run_bench(
     single = bench_settings(settings, "single", workdir, port + 1)
     sweeping = bench_settings(settings, "sweep", workdir, port + 2)
     result: dict[str, Any] = {"batch_size": batch_size, "partitions": settings.partitions}
+    peer_python = None
+    if peer is not None:  # before the preload: a failed install stops the run at once
+        from tools import bench_peer  # here, not at the top: it builds on this module
+
+        peer_python = await asyncio.to_thread(bench_peer.peer_python, emit=say)
     try:
         say(f"preloading {events:,} events in records of {batch_size} ...")
         backlog = await preload(main, backlog_spec(models, events, batch_size, main.app_id))
@@ -418,6 +428,11 @@ async def run_bench(
         say("worker: single-event records ...")
         one = await measure_worker(single_backlog, workdir / "worker-single.log", 1800.0)
         say(f"  {one['events_per_s']:,.0f} events/s")
+        peer_runs = None
+        if peer_python is not None:
+            peer_runs = await bench_peer.peer_phases(
+                peer_python, (backlog, single_backlog), workdir, say
+            )
         say("sweep: idle models forgotten (7 h window, 60 s TTL) ...")
         swept = await sweep_phase(sweeping, workdir)
         say(
@@ -470,6 +485,12 @@ async def run_bench(
             cpus=os.cpu_count(),
             load_average_1m=round(worker["load_1m"], 2),
         )
+        if peer_runs is not None:
+            result.update(
+                bench_peer.peer_figures(
+                    *peer_runs, worker["events_per_s"], one["events_per_s"], backlog.events
+                )
+            )
         if profile is not None:
             result["profile"] = str(profile)
     finally:
@@ -602,6 +623,20 @@ def _table(result: dict[str, Any]) -> Any:
         ("worker startup (excluded)", f"{result['worker_startup_s']:.1f} s"),
         ("worker incl. startup", f"{result['worker_wall_events_per_s']:,.0f} ev/s"),
     ]
+    if "peer_events_per_s" in result:
+        rows += [
+            (
+                f"peer ({result['peer_version']}), records of {result['batch_size']}",
+                f"{result['peer_events_per_s']:,.0f} ev/s",
+            ),
+            ("ratio worker / peer", f"{result['peer_ratio']:.3f}"),
+            ("peer peak RSS", f"{result['peer_peak_rss_bytes'] / 2**20:,.0f} MiB"),
+            (
+                "peer, single-event records",
+                f"{result['peer_single_record_events_per_s']:,.0f} ev/s",
+            ),
+            ("ratio worker / peer, single-event records", f"{result['peer_single_ratio']:.3f}"),
+        ]
     if "state_bytes_per_pending" in result:
         rows.append(("state per pending prediction", f"{result['state_bytes_per_pending']} B"))
         rows.append(("state per joined pair", f"{result['state_bytes_per_joined']} B"))
@@ -624,6 +659,12 @@ def register(app: faust.App, settings: Settings) -> None:
         option("--models", type=int, default=10, help="Synthetic models."),
         option("--profile", type=str, default=None, help="py-spy raw profile of the worker here."),
         option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object."),
+        option(
+            "--peer",
+            type=click.Choice(["quix"]),
+            default=None,
+            help="Also run this peer (Quix Streams) over the same backlogs.",
+        ),
         option("--only", type=str, default=None, help="Only these phases: state,latency."),
         option(
             "--state-predictions",
@@ -653,6 +694,7 @@ def register(app: faust.App, settings: Settings) -> None:
         models: int,
         profile: str | None,
         as_json: bool,
+        peer: str | None,
         only: str | None,
         state_predictions: int,
         latency_rate: float | None,
@@ -689,6 +731,7 @@ def register(app: faust.App, settings: Settings) -> None:
             single_events,
             models,
             profile=Path(profile) if profile else None,
+            peer=peer,
             emit=say,
             state_predictions=state_predictions,
             latency_rate=latency_rate,
