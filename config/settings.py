@@ -134,6 +134,12 @@ class Settings(BaseSettings):
         description="Records queued per input partition for a processor before that partition is "
         "left out of the next fetches (at least 1,000).",
     )
+    stream_buffer_max_bytes: int = Field(
+        4 * 1_048_576,
+        ge=1,
+        description="...or this many bytes of record values (what bounds the worker's memory: "
+        "a record of many events weighs as much as many records of one).",
+    )
     rocksdb_block_cache_bytes: int = Field(
         8 * 1024 * 1024, description="Block cache per partition RocksDB (Faust's default: 2 GiB)."
     )

@@ -9,9 +9,10 @@ waiting. docs/faust.md tells the whole story.
 
 A feed takes each fetch's records of its partitions whole (`put`), never drops one except those
 of a partition that was reset (rewound) while the fetch was in flight, and bounds what it holds
-per partition: a partition with `max_records` waiting is `held`, and the consumer leaves it out
-of the next fetches until the processor has taken its records. Pure asyncio, no Kafka client:
-the runtime adapter (`streams.runtime`) is what feeds it.
+per partition: a partition with `max_records` or `max_bytes` waiting is `held`, and the consumer
+leaves it out of the next fetches until the processor has taken its records. The byte bound is
+what bounds memory: a record of a thousand events weighs a hundred of one event. Pure asyncio,
+no Kafka client: the runtime adapter (`streams.runtime`) is what feeds it.
 """
 
 from __future__ import annotations
@@ -36,11 +37,15 @@ class Fetch(NamedTuple):
 
 
 class Feed:
-    def __init__(self, topics: Iterable[str], max_records: int = 20_000) -> None:
+    def __init__(
+        self, topics: Iterable[str], max_records: int = 20_000, max_bytes: int | None = None
+    ) -> None:
         self.topics = frozenset(topics)
         self._max_records = max_records
-        self._queue: deque[Fetch] = deque()
+        self._max_bytes = max_bytes
+        self._queue: deque[tuple[Fetch, int]] = deque()  # (fetch, its value bytes)
         self._waiting: dict[Partition, int] = {}  # records queued per partition
+        self._bytes: dict[Partition, int] = {}  # value bytes queued per partition
         self._ready = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -70,10 +75,12 @@ class Feed:
             records = [record for record in records if record.offset >= expected]
             if not records:
                 return True
-        self._queue.append(Fetch(tp, records))
-        waiting = self._waiting[tp] = self._waiting.get(tp, 0) + len(records)
+        size = sum(len(record.value or b"") for record in records)
+        self._queue.append((Fetch(tp, records), size))
+        self._waiting[tp] = self._waiting.get(tp, 0) + len(records)
+        self._bytes[tp] = self._bytes.get(tp, 0) + size
         self.delivered += len(records)
-        if waiting >= self._max_records:
+        if self._full(tp):
             self._room.clear()
         self._ready.set()
         return True
@@ -83,20 +90,27 @@ class Feed:
         while not self._queue:
             self._ready.clear()
             await self._ready.wait()
-        fetch = self._queue.popleft()
-        before = self._waiting[fetch.tp]
-        left = before - len(fetch.records)
+        fetch, size = self._queue.popleft()
+        was_full = self._full(fetch.tp)
+        left = self._waiting[fetch.tp] - len(fetch.records)
         if left:
             self._waiting[fetch.tp] = left
+            self._bytes[fetch.tp] -= size
         else:
             del self._waiting[fetch.tp]
-        if before >= self._max_records > left:  # this partition may be fetched again
+            self._bytes.pop(fetch.tp, None)
+        if was_full and not self._full(fetch.tp):  # this partition may be fetched again
             self._room.set()
         return fetch
 
+    def _full(self, tp: Partition) -> bool:
+        return self._waiting.get(tp, 0) >= self._max_records or (
+            self._max_bytes is not None and self._bytes.get(tp, 0) >= self._max_bytes
+        )
+
     def held(self) -> set[Partition]:
         """Partitions the consumer must not fetch for now: their records wait here."""
-        return {tp for tp, n in self._waiting.items() if n >= self._max_records}
+        return {tp for tp in self._waiting if self._full(tp)}
 
     async def wait_room(self, timeout: float) -> None:
         """Wait until some held partition was drained, at most `timeout` seconds."""
@@ -120,11 +134,12 @@ class Feed:
         for tp in drop:
             self._reset_at[tp] = self._clock
             self._waiting.pop(tp, None)
+            self._bytes.pop(tp, None)
             if positions is not None and tp in positions:
                 self._expected[tp] = positions[tp]
             else:
                 self._expected.pop(tp, None)
-        self._queue = deque(f for f in self._queue if f.tp not in drop)
+        self._queue = deque(item for item in self._queue if item[0].tp not in drop)
         self._room.set()
 
     def waiting(self, tp: Partition) -> int:

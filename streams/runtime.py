@@ -115,9 +115,9 @@ class Runtime:
         app.transport.Consumer = self._consumer_class  # type: ignore[misc]
 
     # -- records -------------------------------------------------------------------------
-    def feed(self, topics: Iterable[str], max_records: int) -> Feed:
+    def feed(self, topics: Iterable[str], max_records: int, max_bytes: int | None = None) -> Feed:
         """A feed of `topics` (subscribed by the group through Faust's topic registry)."""
-        feed = Feed(topics, max_records)
+        feed = Feed(topics, max_records, max_bytes)
         for topic in feed.topics:
             self._feeds[topic] = feed
         self._app.topics.add(

@@ -110,6 +110,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     topics = settings.topic_names
     processors: list[Any] = []  # (processor, its feed): rebalances, the watchdog, /health
     feed_records = max(settings.stream_buffer_maxsize, 1_000)
+    feed_bytes = settings.stream_buffer_max_bytes
 
     join_table = _state_table(app, "join", settings)
     join_store = _checkpoint_store(runtime, join_table, settings)
@@ -213,7 +214,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             output_bytes=settings.output_record_bytes,
             derive=store_references if staleness is not None else None,
         )
-        processors.append((join, runtime.feed(join.inputs, feed_records)))
+        processors.append((join, runtime.feed(join.inputs, feed_records, feed_bytes)))
         checkpoint_interval = min(settings.checkpoint_interval_ms / 1000, 1.0)
 
         _timer(app, runtime, telemetry, "join", checkpoint_interval / 2, join.tick, fatal=True)
@@ -258,7 +259,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             dead_letter_topic=topics["dead_letters"],
             dead_letter_bytes=settings.output_record_bytes,
         )
-        processors.append((batch_view, runtime.feed(batch_view.inputs, feed_records)))
+        processors.append((batch_view, runtime.feed(batch_view.inputs, feed_records, feed_bytes)))
         writer = batch_view
 
         _timer(app, runtime, telemetry, "batch_view", 0.5, writer.tick, fatal=True)

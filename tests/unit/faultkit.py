@@ -174,11 +174,11 @@ class LocalDB:
         self.raw = db
         self._faults = faults
 
-    def write(self, batch: WriteBatch) -> None:
+    def write(self, batch: WriteBatch, options: Any = None) -> None:
         fault = self._faults.take("write")
         if fault is not None:
             raise fault.error
-        self.raw.write(batch)
+        self.raw.write(batch, options)
 
     def get(self, key: bytes) -> bytes | None:
         value: bytes | None = self.raw.get(key)

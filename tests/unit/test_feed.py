@@ -23,7 +23,10 @@ T = TypeVar("T")
 
 
 def records(tp: Partition, *offsets: int) -> list[SimpleNamespace]:
-    return [SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o) for o in offsets]
+    return [
+        SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o, value=b"")
+        for o in offsets
+    ]
 
 
 async def parked(awaitable: Awaitable[T]) -> asyncio.Task[T]:
@@ -346,8 +349,8 @@ def test_a_fetch_in_flight_across_a_reset_keeps_what_starts_where_reading_resume
     assert feed.put(A, records(A, 0, 1, 2), started)  # resumes exactly here: kept
     assert not feed.put(B, records(B, 9, 10), started)  # an abandoned position: refused
     assert feed.put(B, records(B, 3, 4, 5, 6), started)  # from 5 on: kept
-    assert [r.offset for r in feed._queue[0].records] == [0, 1, 2]
-    assert [r.offset for r in feed._queue[1].records] == [5, 6]
+    assert [r.offset for r in feed._queue[0][0].records] == [0, 1, 2]
+    assert [r.offset for r in feed._queue[1][0].records] == [5, 6]
     revoked_started = feed.started()
     feed.reset([A])  # no position: revoked, nothing in flight is kept
     assert not feed.put(A, records(A, 3), revoked_started - 1)
@@ -363,3 +366,16 @@ async def test_wait_room_returns_when_one_of_several_held_partitions_is_drained(
     await feed.get()  # A drained; B still held
     await asyncio.wait_for(waiting, 5)  # long before its own 60 s timeout
     assert feed.held() == {B}
+
+
+async def test_a_partition_with_max_bytes_waiting_is_held_until_taken() -> None:
+    feed = Feed(["in", "other"], max_records=1_000, max_bytes=250)
+    tp, other = Partition("in", 0), Partition("other", 0)
+    big = [SimpleNamespace(offset=offset, value=b"x" * 100) for offset in range(3)]  # 300 bytes
+    assert feed.put(tp, big, feed.started())
+    assert feed.put(other, [SimpleNamespace(offset=0, value=b"y" * 10)], feed.started())
+    assert feed.held() == {tp}
+    assert (await feed.get()).records == big
+    assert feed.held() == set()
+    assert feed.put(tp, big[:2], feed.started())  # 200 bytes: under it
+    assert feed.held() == set()
