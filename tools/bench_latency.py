@@ -70,8 +70,8 @@ def outcome_latencies(
     sent: Mapping[str, Sequence[tuple[int, int]]],
     polls: Iterable[Poll],
     base: Mapping[str, int],
-) -> tuple[list[float], int]:
-    """Latency (ms) of every outcome seen in the view, and how many were never seen.
+) -> tuple[list[tuple[int, float]], int]:
+    """(CreateTime, latency ms) of every outcome seen in the view, and how many were never seen.
 
     `sent[model]`: the model's outcome records in send order, each (CreateTime ms, outcomes);
     `polls`: changes of each model's labeled count, in time order; `base[model]`: the count
@@ -81,7 +81,7 @@ def outcome_latencies(
     seen_by_model: dict[str, list[Poll]] = defaultdict(list)
     for poll in polls:
         seen_by_model[poll.model].append(poll)
-    latencies: list[float] = []
+    latencies: list[tuple[int, float]] = []
     unseen = 0
     for model, records in sent.items():
         observed = seen_by_model.get(model, [])
@@ -100,7 +100,7 @@ def outcome_latencies(
                     f"model {model!r}: labeled count {observed[at].labeled} at "
                     f"{observed[at].at_ms:.0f} ms, before its outcome's CreateTime {create_ms}"
                 )
-            latencies.extend([latency] * count)
+            latencies.extend([(create_ms, latency)] * count)
     return latencies, unseen
 
 
@@ -113,8 +113,26 @@ def nearest_rank(ordered: Sequence[float], total: int, q: float) -> float | None
     return ordered[rank - 1] if rank <= len(ordered) else None
 
 
-def summarize(latencies: list[float], unseen: int) -> dict[str, Any]:
-    ordered = sorted(latencies)
+def p99_by_slice(latencies: Sequence[tuple[int, float]], slice_ms: int) -> list[float]:
+    """The p99 (nearest rank) of the outcomes sent in each `slice_ms` from the first one, in
+    order (an empty slice repeats nothing: it is left out); shows a lag that builds or bursts."""
+    if not latencies:
+        return []
+    first = min(create for create, _ in latencies)
+    slices: dict[int, list[float]] = defaultdict(list)
+    for create, latency in latencies:
+        slices[(create - first) // slice_ms].append(latency)
+    out = []
+    for index in sorted(slices):
+        ordered = sorted(slices[index])
+        value = nearest_rank(ordered, len(ordered), 0.99)
+        assert value is not None
+        out.append(round(value, 1))
+    return out
+
+
+def summarize(latencies: Sequence[tuple[int, float]], unseen: int) -> dict[str, Any]:
+    ordered = sorted(latency for _, latency in latencies)
     total = len(ordered) + unseen
 
     def ms(value: float | None) -> float | None:
@@ -127,6 +145,7 @@ def summarize(latencies: list[float], unseen: int) -> dict[str, Any]:
         "outcome_to_view_max_ms": ms(ordered[-1] if ordered and not unseen else None),
         "outcome_to_view_outcomes": len(ordered),
         "outcome_to_view_unseen": unseen,
+        "outcome_to_view_p99_ms_by_10s": p99_by_slice(latencies, 10_000),
     }
 
 
@@ -148,6 +167,7 @@ class Poller(threading.Thread):
         self.latest: dict[str, int] = {}
         self.polls = 0
         self.first_s = self.last_s = 0.0
+        self.max_gap_s = 0.0  # the longest time between two polls' replies
         self.error: BaseException | None = None
         self._halt = threading.Event()
 
@@ -170,7 +190,10 @@ class Poller(threading.Thread):
             self.first_s = next_s = time.monotonic()
             while not self._halt.is_set():
                 self.poll()
-                self.last_s = time.monotonic()
+                now = time.monotonic()
+                if self.polls > 1:
+                    self.max_gap_s = max(self.max_gap_s, now - self.last_s)
+                self.last_s = now
                 next_s += self.period_s
                 self._halt.wait(max(next_s - time.monotonic(), 0.0))
         except BaseException as exc:  # noqa: BLE001 - handed to the phase, which raises it
@@ -354,6 +377,7 @@ async def latency_phase(
         outcome_to_view_duration_s=round(sending_s, 1),
         outcome_to_view_poll_ms=poll_ms,
         outcome_to_view_poll_mean_ms=round(poller.mean_period_ms, 2),
+        outcome_to_view_poll_max_gap_ms=round(poller.max_gap_s * 1000, 1),
         outcome_to_view_checkpoint_interval_ms=settings.checkpoint_interval_ms,
         outcome_to_view_speed_view_interval_ms=settings.speed_view_interval_ms,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.bench_latency import Poll, nearest_rank, outcome_latencies, summarize
+from tools.bench_latency import Poll, nearest_rank, outcome_latencies, p99_by_slice, summarize
 
 
 def test_each_outcome_is_in_the_view_at_the_first_poll_reaching_its_count() -> None:
@@ -25,7 +25,9 @@ def test_each_outcome_is_in_the_view_at_the_first_poll_reaching_its_count() -> N
         Poll(2_600, "b", 3),
     ]
     latencies, unseen = outcome_latencies(sent, sorted(polls, key=lambda p: p.at_ms), {"a": 5})
-    assert sorted(latencies) == sorted([300, 300, 200, 600, 600, 600, 350, 250])
+    assert sorted(latencies) == sorted(
+        [(1_000, 300), (1_000, 300), (1_500, 200)] + [(2_000, 600)] * 3 + [(100, 350), (200, 250)]
+    )
     assert unseen == 0
 
 
@@ -33,7 +35,7 @@ def test_outcomes_whose_count_never_shows_are_unseen() -> None:
     latencies, unseen = outcome_latencies(
         {"d": [(100, 2), (150, 4)]}, [Poll(300, "d", 2), Poll(320, "d", 5)], {}
     )
-    assert latencies == [200, 200]
+    assert latencies == [(100, 200), (100, 200)]
     assert unseen == 4
 
 
@@ -52,8 +54,17 @@ def test_nearest_rank_with_unseen_outcomes_ranked_last() -> None:
     assert nearest_rank([], 0, 0.5) is None
 
 
+def test_p99_per_slice_of_send_time() -> None:
+    # Slices of 10 s from the first send (at 10 ms): [10, 10,010) holds 1..100 ms, the next
+    # nothing, [20,010, 30,010) 500 and 900 ms (p99 of two: the second).
+    early = [(v * 10, float(v)) for v in range(1, 101)]
+    late = [(20_010, 500.0), (30_009, 900.0)]
+    assert p99_by_slice(early + late, 10_000) == [99.0, 900.0]
+    assert p99_by_slice([], 10_000) == []
+
+
 def test_summary_keys() -> None:
-    values = [float(v) for v in range(1, 101)]  # 1..100 ms
+    values = [(1_000, float(v)) for v in range(1, 101)]  # 1..100 ms, all sent at once
     summary = summarize(values, 0)
     assert summary == {
         "outcome_to_view_p50_ms": 50.0,
@@ -62,6 +73,7 @@ def test_summary_keys() -> None:
         "outcome_to_view_max_ms": 100.0,
         "outcome_to_view_outcomes": 100,
         "outcome_to_view_unseen": 0,
+        "outcome_to_view_p99_ms_by_10s": [99.0],
     }
     assert summarize(values, 2)["outcome_to_view_p99_ms"] is None  # rank 101 of 102: unseen
     assert summarize(values, 2)["outcome_to_view_max_ms"] is None
