@@ -97,6 +97,10 @@ class JoinProcessor(Processor):
         # plenty against a horizon of a window plus a label TTL (shorter with short settings).
         self._sweep_every_ms = max(1, min(SWEEP_EVERY_MS, rules.idle_after_ms("") // 4))
         self._models: dict[int, set[str]] = {}
+        # Bucket and model-record changes of the records applied and not yet settled, per
+        # partition: settled once per fetch (and before a checkpoint), so a fetch of
+        # single-event records touches each bucket once, not once per record.
+        self._unsettled: dict[int, JoinEffects] = {}
         self._pending_events = 0
         self._fetch_events = 0
         self._last_checkpoint_ms = self._now()
@@ -116,7 +120,10 @@ class JoinProcessor(Processor):
         good, bad = codec.decode_record(
             codec.SCHEMAS[kind], message.key, message.value, self._limits, not_after
         )
-        fx = JoinEffects()
+        held = self._unsettled.get(part.partition)
+        if held is None:
+            held = self._unsettled[part.partition] = JoinEffects()
+        fx = JoinEffects(deltas=held.deltas, touched=held.touched)
         side = part.sides.get(message.topic, 0)
         for item in good:
             side = max(side, item["timestamp"])
@@ -128,7 +135,6 @@ class JoinProcessor(Processor):
                 self.rules.on_outcome(
                     part.txn, item, part.stream_time, fx, message.offset, settle=False
                 )
-        self.rules.settle(part.txn, fx)
         for rejected in bad:
             self._dead_letter(part.partition, rejected, message)
         for reason, outcome, offset in fx.rejected:
@@ -153,7 +159,22 @@ class JoinProcessor(Processor):
         self._pending_events += len(good) + len(bad)
         self._fetch_events += len(good) + len(bad)
         self._telemetry.events(kind, len(good), len(bad))
-        return self._due()  # checkpoints fall inside a fetch: a fetch may hold 100 k events
+        # Checkpoints fall inside a fetch (one may hold 100 k events). Only this partition
+        # changed: the others were below the bounds when they last did.
+        return (
+            self._pending_events >= self._max_events
+            or part.txn.change_count() >= self._max_keys
+            or (self._max_bytes is not None and part.input_bytes >= self._max_bytes)
+            or now - self._last_checkpoint_ms >= self._interval_ms
+        )
+
+    def _settle(self) -> None:
+        """Write the unsettled bucket and model-record changes into their partitions' state."""
+        for partition, held in self._unsettled.items():
+            part = self.store.partitions.get(partition)
+            if part is not None:
+                self.rules.settle(part.txn, held)
+        self._unsettled.clear()
 
     async def tick(self) -> None:
         """Timer: wall-clock fallback for idle inputs, then a checkpoint if one is due."""
@@ -181,6 +202,7 @@ class JoinProcessor(Processor):
 
     async def _flush(self) -> None:
         started = time.perf_counter()
+        self._settle()
         for part in self.store.partitions.values():
             fx = JoinEffects()
             swept = self._swept_at.get(part.partition)
@@ -279,6 +301,7 @@ class JoinProcessor(Processor):
             self._telemetry.joined(len(fx.joined))
 
     async def _after_records(self) -> None:
+        self._settle()
         if sum(len(pairs) for pairs in self._joined.values()) >= self._ship_after:
             await self._ship()
 
@@ -340,6 +363,7 @@ class JoinProcessor(Processor):
             raise errors[0]
 
     def _discard(self, partition: int) -> None:
+        self._unsettled.pop(partition, None)
         self._forgotten.pop(partition, None)
         self._outputs.pop(partition, None)
         self._joined.pop(partition, None)

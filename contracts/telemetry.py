@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
@@ -9,6 +11,7 @@ class Telemetry:
     """One registry per worker process (tests build several apps in one process)."""
 
     def __init__(self) -> None:
+        self._event_children: dict[tuple[str, str], Any] = {}
         self.registry = CollectorRegistry()
         self._events = Counter(
             "runway_input_events",
@@ -86,10 +89,18 @@ class Telemetry:
         )
 
     def events(self, kind: str, good: int, bad: int) -> None:
+        # Children by label, cached: `labels()` takes a lock and builds a key on every call,
+        # and this runs for every input record.
         if good:
-            self._events.labels(kind, "ok").inc(good)
+            self._child(kind, "ok").inc(good)
         if bad:
-            self._events.labels(kind, "dead_letter").inc(bad)
+            self._child(kind, "dead_letter").inc(bad)
+
+    def _child(self, kind: str, outcome: str) -> Any:
+        child = self._event_children.get((kind, outcome))
+        if child is None:
+            child = self._event_children[(kind, outcome)] = self._events.labels(kind, outcome)
+        return child
 
     def joined(self, count: int) -> None:
         self._joined.inc(count)

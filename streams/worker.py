@@ -34,7 +34,7 @@ from sinks.speed_view import SpeedView
 from sinks.staleness import StalenessEmitter
 from staleness.config import from_settings as staleness_config
 from staleness.scorer import references_to_store
-from streams.app import CHANGELOG_BATCH_BYTES
+from streams.app import CHANGELOG_BATCH_BYTES, rocksdb_options
 from streams.feed import Feed
 from streams.health import degraded_reasons, judge
 from streams.runtime import Runtime, is_retriable
@@ -56,6 +56,7 @@ def _state_table(app: faust.App, name: str, settings: Settings) -> Any:
         value_type=bytes,
         help=f"Runway {name} state (written by checkpoints, read by recovery)",
         extra_topic_configs=dict(CHANGELOG_CONFIGS),
+        options=rocksdb_options(settings),
     )
 
 

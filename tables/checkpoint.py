@@ -39,7 +39,7 @@ FAUST_OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 # memtables held; the DB reopens at the last flushed write batch (whole batches only, with the
 # persisted changelog offset inside them), and recovery replays the changelog from there.
 NO_WAL = WriteOptions()
-NO_WAL.disable_wal = True
+NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub errs
 
 
 class ChangelogTooLarge(RuntimeError):
