@@ -81,7 +81,7 @@ def peer_python(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check",
          f"quixstreams=={version}"],
         f"installing quixstreams=={version} from PyPI into {venv}"
-        " (needs network access to PyPI; remove the directory to retry from scratch)",
+        " (needs network access to PyPI; the next run tries again)",
     )  # fmt: skip
     check = f"import quixstreams, sys; sys.exit(quixstreams.__version__ != {version!r})"
     _run([str(python), "-c", check], f"importing quixstreams=={version} in {venv}")
