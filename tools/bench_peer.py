@@ -251,6 +251,7 @@ def peer_figures(
         "peer_s": round(main["elapsed_s"], 2),
         "peer_startup_s": round(main["startup_s"], 2),
         "peer_joined_records": int(main["joined_records"]),
+        "peer_single_s": round(single["elapsed_s"], 2),
         "peer_single_peak_rss_bytes": int(single["peak_rss_bytes"]),
         "peer_single_cpu_s": round(single["cpu_s"], 2),
         "peer_single_joined_records": int(single["joined_records"]),

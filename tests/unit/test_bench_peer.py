@@ -48,6 +48,7 @@ def test_the_figures_are_the_peers_and_the_ratios_worker_over_peer() -> None:
     assert figures["peer_peak_rss_bytes"] == 300_000_000
     assert figures["peer_cpu_s"] == 33.0
     assert figures["peer_joined_records"] == 450
+    assert (figures["peer_s"], figures["peer_single_s"]) == (20.0, 20.0)
     assert figures["peer_version"] == f"quixstreams {bench_peer.QUIXSTREAMS_VERSION}"
 
 
