@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
-from rocksdict import WriteBatch, WriteOptions
+from rocksdict import WriteBatch
 
 from tables import keys
 from tables.transaction import PartitionTransaction
@@ -32,14 +32,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FAUST_OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
-
-
-# The local RocksDB is a cache of the changelog, as in Kafka Streams: its write-ahead log would
-# make every checkpoint's write twice as costly for nothing. A process that dies loses what its
-# memtables held; the DB reopens at the last flushed write batch (whole batches only, with the
-# persisted changelog offset inside them), and recovery replays the changelog from there.
-NO_WAL = WriteOptions()
-NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property; the stub errs
 
 
 class ChangelogTooLarge(RuntimeError):
@@ -198,7 +190,7 @@ class CheckpointStore:
                 else:
                     write.put(key, value)
             write.put(FAUST_OFFSET_KEY, str(last_offset).encode())
-            part.db.write(write, NO_WAL)
+            part.db.write(write)
             part.txn.reset()
             acked += part.events
             part.events = 0
