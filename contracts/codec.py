@@ -244,7 +244,7 @@ def dead_letter(
     }
     encoded = orjson.dumps(envelope)
     if max_bytes is None or len(encoded) <= max_bytes:
-        return encoded
+        return bytes(memoryview(encoded))  # right-sized: it waits for its send (see encode)
     spare = max_bytes - (len(encoded) - len(envelope["value_b64"])) - 96  # the two new fields
     keep = max(spare // 4 * 3, 0)
     envelope["reason"] = rejected.reason[:1000]

@@ -34,6 +34,22 @@ T = TypeVar("T")
 FAUST_OFFSET_KEY = b"__faust\0offset__"  # faust.stores.rocksdb.Store.offset_key
 
 
+_INT64 = 2**63
+
+
+def encode(value: Any) -> bytes:
+    """A state value's JSON text, right-sized.
+
+    orjson (3.12 on) returns its working buffer as the bytes object, about 4 KiB whatever the
+    text's length, and a checkpoint holds every changed value at once: 200,000 index entries
+    of the text `1` took 800 MB. The copy costs a fraction of what the 4 KiB allocation did.
+    Integers (index entries, seen-id deadlines) skip orjson: their text is their digits.
+    """
+    if value.__class__ is int and -_INT64 <= value < _INT64:
+        return b"%d" % value
+    return bytes(memoryview(orjson.dumps(value)))
+
+
 class ChangelogTooLarge(RuntimeError):
     """A partition's changes do not fit one record batch: atomicity would be lost."""
 
@@ -173,7 +189,7 @@ class CheckpointStore:
             marker = {"applied": part.applied, "st": part.stream_time, "sides": part.sides}
             part.txn.set(keys.MARKER, marker)
             changes = [
-                (key, None if value is None else orjson.dumps(value))
+                (key, None if value is None else encode(value))
                 for key, value in part.txn.changes()
             ]
             staged.append((part, changes))
