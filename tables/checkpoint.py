@@ -189,8 +189,7 @@ class CheckpointStore:
             marker = {"applied": part.applied, "st": part.stream_time, "sides": part.sides}
             part.txn.set(keys.MARKER, marker)
             changes = [
-                (key, None if value is None else encode(value))
-                for key, value in part.txn.changes()
+                (key, None if value is None else encode(value)) for key, value in part.txn.changes()
             ]
             staged.append((part, changes))
         offsets_written = await asyncio.gather(
