@@ -68,6 +68,10 @@ class JoinProcessor(Processor):
         self.rules = rules
         self.inputs = (topics["predictions"], topics["outcomes"])
         self._kind_of = {topics["predictions"]: "predictions", topics["outcomes"]: "outcomes"}
+        self._other_input = {
+            topics["predictions"]: topics["outcomes"],
+            topics["outcomes"]: topics["predictions"],
+        }
         self._joined_topic = topics["joined"]
         self._dead_letter_topic = topics["dead_letters"]
         self._limits = limits
@@ -125,16 +129,20 @@ class JoinProcessor(Processor):
             held = self._unsettled[part.partition] = JoinEffects()
         fx = JoinEffects(deltas=held.deltas, touched=held.touched)
         side = part.sides.get(message.topic, 0)
+        other = part.sides.get(self._other_input[message.topic], 0)  # unchanged by this record
         for item in good:
-            side = max(side, item["timestamp"])
-            part.sides[message.topic] = side
-            part.stream_time = self._watermark(part.sides)
+            ts = item["timestamp"]
+            if ts > side:
+                side = ts
+            part.stream_time = side if side < other else other  # `_watermark`, inlined
             if kind == "predictions":
                 self.rules.on_prediction(part.txn, item, fx, settle=False)
             else:
                 self.rules.on_outcome(
                     part.txn, item, part.stream_time, fx, message.offset, settle=False
                 )
+        if good:
+            part.sides[message.topic] = side
         for rejected in bad:
             self._dead_letter(part.partition, rejected, message)
         for reason, outcome, offset in fx.rejected:

@@ -66,6 +66,13 @@ class PartitionTransaction:
             self._dirty.add(key)
         self._values[key] = value
 
+    def delete_stored(self, key: bytes) -> None:
+        """`delete` a key the caller knows exists (stored, or set in this transaction),
+        without reading it first: an expiry-index entry of a record that holds its deadline.
+        Were it absent after all, the checkpoint would write a needless tombstone, no more."""
+        self._dirty.add(key)
+        self._values[key] = None
+
     def delete(self, key: bytes) -> None:
         self.set(key, None)
 

@@ -313,6 +313,9 @@ class CountingState:
     def put_absent(self, key: bytes, value: Any) -> None:
         self.inner.put_absent(key, value)
 
+    def delete_stored(self, key: bytes) -> None:
+        self.inner.delete_stored(key)
+
     def delete(self, key: bytes) -> None:
         self.inner.delete(key)
 

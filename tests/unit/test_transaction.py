@@ -156,3 +156,25 @@ def test_random_operations_match_a_plain_dict() -> None:
             assert value is not None or key in stored
         db.apply(changes)
         assert {k: orjson.loads(v) for k, v in db.data.items()} == reference
+
+
+class CountingDB(MemDB):
+    def __init__(self, data: dict[bytes, bytes]) -> None:
+        super().__init__(data)
+        self.reads = 0
+
+    def get(self, key: bytes) -> bytes | None:
+        self.reads += 1
+        return super().get(key)
+
+
+def test_put_absent_and_delete_stored_read_nothing_and_write_what_set_and_delete_would() -> None:
+    db = CountingDB({b"stored": b"1"})
+    txn = PartitionTransaction(db)
+    txn.delete_stored(b"stored")  # stored: its tombstone is written
+    txn.put_absent(b"fresh", 1)  # created ...
+    txn.delete_stored(b"fresh")  # ... and gone in the same transaction: nothing to write
+    txn.put_absent(b"kept", 2)
+    assert db.reads == 0
+    assert dict(txn.changes()) == {b"stored": None, b"kept": 2}
+    assert txn.get(b"stored") is None and txn.get(b"kept") == 2 and db.reads == 0
