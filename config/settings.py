@@ -218,7 +218,9 @@ class Settings(BaseSettings):
         "the join keeps 1-hour buckets and so the staleness reference lookback.",
     )
     speed_view_interval_ms: int = Field(
-        1000, description="At most one Redis write per model per this interval."
+        500,
+        description="At most one Redis write per model per this interval (a model's view is "
+        "also written right after each checkpoint that changed it, within this bound).",
     )
     redis_key_prefix: str = Field("runway", description="Prefix of every Redis key.")
 

@@ -19,6 +19,7 @@ join goes on; the models stay dirty and are rewritten from state when Redis answ
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -111,6 +112,8 @@ class SpeedView:
         self._written_at: dict[str, int] = {}
         self._gone: dict[str, list[str]] = {}  # forgotten models whose hashes are to delete
         self._failing = False
+        self._flushing = asyncio.Lock()
+        self._soon: asyncio.Future[None] | None = None
 
     def add(self, partition: int, models: set[str]) -> None:
         for model_id in models:
@@ -145,6 +148,23 @@ class SpeedView:
         return self._failing
 
     async def flush(self, force: bool = False) -> int:
+        # One flush at a time: the timer's and the one a checkpoint asks for (`soon`).
+        async with self._flushing:
+            return await self._flush(force)
+
+    def soon(self) -> None:
+        """Flush as soon as the event loop allows (after a checkpoint changed models), rather
+        than at the next tick: the view lags the state by one flush, not by a tick more."""
+        if self._soon is None or self._soon.done():
+            self._soon = asyncio.ensure_future(self._flush_logged())
+
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # noqa: BLE001 - the timer's next flush retries; this one is a bonus
+            log.exception("speed view: flush after a checkpoint failed")
+
+    async def _flush(self, force: bool) -> int:
         now = self._now()
         due = [
             (m, p)

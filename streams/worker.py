@@ -178,6 +178,8 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     def models_changed(partition: int, models: set[str]) -> None:
         for sink in views:
             sink.add(partition, models)
+        if speed_view is not None and not runtime.stopping():
+            speed_view.soon()  # the checkpoint just made them durable: show them now
 
     def models_forgotten(partition: int, models: dict[str, list[str]]) -> None:
         log.info("join: partition %s forgot %d idle model(s)", partition, len(models))
