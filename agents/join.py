@@ -105,6 +105,7 @@ class JoinProcessor(Processor):
         # partition: settled once per fetch (and before a checkpoint), so a fetch of
         # single-event records touches each bucket once, not once per record.
         self._unsettled: dict[int, JoinEffects] = {}
+        self._counted = {"predictions": [0, 0], "outcomes": [0, 0]}  # events ok, dead-lettered
         self._pending_events = 0
         self._fetch_events = 0
         self._last_checkpoint_ms = self._now()
@@ -124,10 +125,11 @@ class JoinProcessor(Processor):
         good, bad = codec.decode_record(
             codec.SCHEMAS[kind], message.key, message.value, self._limits, not_after
         )
-        held = self._unsettled.get(part.partition)
-        if held is None:
-            held = self._unsettled[part.partition] = JoinEffects()
-        fx = JoinEffects(deltas=held.deltas, touched=held.touched)
+        # One JoinEffects per partition gathers a fetch's effects (settled and collected by
+        # `_settle`); only its refused outcomes are handled per record (they name it).
+        fx = self._unsettled.get(part.partition)
+        if fx is None:
+            fx = self._unsettled[part.partition] = JoinEffects()
         side = part.sides.get(message.topic, 0)
         other = part.sides.get(self._other_input[message.topic], 0)  # unchanged by this record
         for item in good:
@@ -157,7 +159,7 @@ class JoinProcessor(Processor):
             )
             dead = codec.Rejected(reason, None, source.value or b"", "binary_label")
             self._dead_letter(part.partition, dead, source)
-        self._collect(part.partition, fx)
+        fx.rejected.clear()
         part.mark(message.topic, message.offset)
         part.events += len(good) + len(bad)
         part.input_bytes += len(message.value or b"")
@@ -166,7 +168,9 @@ class JoinProcessor(Processor):
         part.last_wall_ms[message.topic] = now
         self._pending_events += len(good) + len(bad)
         self._fetch_events += len(good) + len(bad)
-        self._telemetry.events(kind, len(good), len(bad))
+        counted = self._counted[kind]
+        counted[0] += len(good)
+        counted[1] += len(bad)
         # Checkpoints fall inside a fetch (one may hold 100 k events). Only this partition
         # changed: the others were below the bounds when they last did.
         return (
@@ -177,12 +181,18 @@ class JoinProcessor(Processor):
         )
 
     def _settle(self) -> None:
-        """Write the unsettled bucket and model-record changes into their partitions' state."""
+        """Write the unsettled bucket and model-record changes into their partitions' state,
+        and take the joined pairs and changed models of the records applied since."""
         for partition, held in self._unsettled.items():
             part = self.store.partitions.get(partition)
             if part is not None:
                 self.rules.settle(part.txn, held)
+                self._collect(partition, held)
         self._unsettled.clear()
+        for kind, counted in self._counted.items():
+            if counted[0] or counted[1]:
+                self._telemetry.events(kind, counted[0], counted[1])
+                counted[0] = counted[1] = 0
 
     async def tick(self) -> None:
         """Timer: wall-clock fallback for idle inputs, then a checkpoint if one is due."""

@@ -153,7 +153,7 @@ class Processor:
         the way of a record that applies.
         """
         where = (record.topic, part.partition, record.offset)
-        failure = self._failed.pop(where, None)
+        failure = self._failed.pop(where, None) if self._failed else None
         if failure is not None:
             self._reject(part, record, failure)
             part.mark(record.topic, record.offset)
