@@ -79,3 +79,12 @@ async def test_in_order_of_the_next_record_is_just_that_record() -> None:
     assert [r async for r in Continuity(log.read, log.earliest).in_order(part, message)] == [
         message
     ]
+
+
+def test_a_new_partitions_first_record_at_offset_zero_is_next_without_a_lookup() -> None:
+    part = PartitionState(0, None, None, {}, 0)  # type: ignore[arg-type]  # no state needed
+    assert Continuity.is_next(part, RawRecord("t", 0, 0, None, None))
+    assert not Continuity.is_next(part, RawRecord("t", 0, 5, None, None))  # ask the log start
+    part.applied["t"] = 4
+    assert Continuity.is_next(part, RawRecord("t", 0, 5, None, None))
+    assert not Continuity.is_next(part, RawRecord("t", 0, 7, None, None))
