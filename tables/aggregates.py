@@ -124,8 +124,11 @@ FEATURE_SEQUENCE = "fseq"
 def add_prediction_delta(
     delta: dict[str, Any], task: str, score: float, features: Mapping[str, Any] | None = None
 ) -> None:
-    """`add_prediction` into a delta (`tables.deltas`), its features kept for `absorb`."""
-    _inc(delta, "n")
+    """`add_prediction` into a delta (`tables.deltas`), its features kept for `absorb`.
+
+    A delta's counters are plain ints, however large (`absorb` stores them): no conversion
+    per event, which is most of what the per-event work costs."""
+    delta["n"] = delta.get("n", 0) + 1
     _inc_hist(delta, "sh", score_bin(task, score))
     if features:
         delta.setdefault(FEATURE_SEQUENCE, []).append(features)
@@ -183,6 +186,30 @@ def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_
         _inc(agg, "e", fixed_point(error, REGRESSION_FP))
         _inc(agg, "ae", fixed_point(-error if error < 0 else error, REGRESSION_FP))
         _inc(agg, "se", fixed_point(squared, REGRESSION_FP))
+
+
+def add_label_delta(
+    delta: dict[str, Any], task: str, score: float, label: float, delay_ms: int
+) -> None:
+    """`add_label` into a delta: the same terms, plain ints (binary; regression, whose terms
+    may need exact fractions, goes through `add_label` itself)."""
+    if task != "binary":
+        add_label(delta, task, score, label, delay_ms)
+        return
+    get = delta.get
+    y = 1 if label >= 0.5 else 0
+    p = min(max(score, EPS), 1 - EPS)
+    delta["lab"] = get("lab", 0) + 1
+    hist = delta.setdefault("dh", {})
+    bin_ = delay_bin(delay_ms)
+    hist[bin_] = hist.get(bin_, 0) + 1
+    delta["pos"] = get("pos", 0) + y
+    delta["cor"] = get("cor", 0) + int((score >= 0.5) == (y == 1))
+    delta["ll"] = get("ll", 0) + round(-math.log(p if y else 1 - p) * BINARY_FP)
+    delta["br"] = get("br", 0) + round((score - y) ** 2 * BINARY_FP)
+    hist = delta.setdefault("shp" if y else "shn", {})
+    bin_ = score_bin(task, score)
+    hist[bin_] = hist.get(bin_, 0) + 1
 
 
 def merge(aggs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

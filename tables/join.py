@@ -357,7 +357,7 @@ class JoinRules:
             model_id,
             version,
             ts,
-            aggregates.add_label,
+            aggregates.add_label_delta,
             pred["task"],
             pred["score"],
             out["label"],

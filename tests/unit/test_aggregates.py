@@ -314,3 +314,26 @@ def test_numeric_feature_bins_are_capped_at_fifty_and_fold_into_the_nearest() ->
     assert set(hist) == {f"+{k}" for k in range(0, 100, 2)}
     aggregates.add_prediction(agg, "regression", 1.0, {"x": -5.0})
     assert agg["fh"]["x"]["+0"] == 2  # below every bin there: the lowest one
+
+
+def test_delta_updates_absorbed_equal_the_stored_updates() -> None:
+    """A bucket built through deltas (plain ints, then `absorb`) is the bucket the per-event
+    updates build, for both tasks, huge regression errors included."""
+    import random
+
+    rng = random.Random(7)
+    for task in ("binary", "regression"):
+        direct: dict = {}
+        through: dict = {}
+        for _ in range(300):
+            delta: dict = {}
+            for _ in range(rng.randint(1, 20)):
+                score = rng.random() if task == "binary" else rng.choice([rng.gauss(0, 5), 1e200])
+                label = rng.choice([0, 1]) if task == "binary" else rng.gauss(0, 5)
+                delay = rng.randint(0, 10**9)
+                add_prediction(direct, task, score)
+                add_label(direct, task, score, label, delay)
+                aggregates.add_prediction_delta(delta, task, score)
+                aggregates.add_label_delta(delta, task, score, label, delay)
+            aggregates.absorb(through, delta)
+        assert through == direct, task
