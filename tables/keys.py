@@ -47,8 +47,11 @@ def pair(model_id: str, prediction_id: str) -> bytes:
     return PAIR + escape_id(model_id).encode() + b"\x00" + prediction_id.encode()
 
 
+_PACK = _BE.pack
+
+
 def expiry(deadline_ms: int, target: bytes) -> bytes:
-    return EXPIRY + _BE.pack(max(deadline_ms, 0)) + target
+    return EXPIRY + _PACK(deadline_ms if deadline_ms > 0 else 0) + target
 
 
 def expiry_bound(upto_ms: int) -> bytes:
