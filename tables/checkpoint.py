@@ -51,8 +51,9 @@ def encode(value: Any) -> bytes:
 
 
 # A checkpoint of a large partition (a batch-view flush: 40,000 keys) takes tens of ms per
-# step; between partitions the event loop serves the other processors and the sinks, so one
-# processor's checkpoint does not stall another's records (the outcome-to-view latency).
+# step; every few thousand keys the event loop serves the other processors and the sinks, so
+# one processor's checkpoint does not stall another's records (the outcome-to-view latency).
+# Safe: the caller holds its processor's lock, and each step's result is used only whole.
 YIELD_AFTER_KEYS = 2_000
 
 
@@ -199,11 +200,16 @@ class CheckpointStore:
         for part in dirty:
             marker = {"applied": part.applied, "st": part.stream_time, "sides": part.sides}
             part.txn.set(keys.MARKER, marker)
-            changes = [
-                (key, None if value is None else encode(value)) for key, value in part.txn.changes()
-            ]
+            pending = list(part.txn.changes())
+            changes: list[tuple[bytes, bytes | None]] = []
+            for start in range(0, len(pending), YIELD_AFTER_KEYS):
+                if start:
+                    await asyncio.sleep(0)
+                changes += [
+                    (key, None if value is None else encode(value))
+                    for key, value in pending[start : start + YIELD_AFTER_KEYS]
+                ]
             staged.append((part, changes))
-            await _let_others_run(len(changes))
         offsets_written = await asyncio.gather(
             *(self._send_retrying(part, changes) for part, changes in staged)
         )
@@ -211,7 +217,9 @@ class CheckpointStore:
         offsets: dict[tuple[str, int], int] = {}
         for (part, changes), last_offset in zip(staged, offsets_written, strict=True):
             write = WriteBatch(raw_mode=True)
-            for key, value in changes:
+            for index, (key, value) in enumerate(changes):
+                if index % YIELD_AFTER_KEYS == YIELD_AFTER_KEYS - 1:
+                    await asyncio.sleep(0)
                 if value is None:
                     write.delete(key)
                 else:
@@ -272,7 +280,9 @@ class CheckpointStore:
         """Append one partition's changes as one record batch; the offset of its last record."""
         producer = self._producer()
         batch = producer.create_batch()
-        for key, encoded in changes:
+        for index, (key, encoded) in enumerate(changes):
+            if index % YIELD_AFTER_KEYS == YIELD_AFTER_KEYS - 1:
+                await asyncio.sleep(0)  # the batch goes out whole, once complete
             if batch.append(key=key, value=encoded, timestamp=None) is None:
                 raise ChangelogTooLarge(
                     f"{len(changes)} changes of partition {part.partition} exceed one "
