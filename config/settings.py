@@ -182,7 +182,9 @@ class Settings(BaseSettings):
         "waiting prediction of its partition).",
     )
     checkpoint_interval_ms: int = Field(
-        1000, description="Flush state, outputs and offsets at least this often."
+        500,
+        description="Flush state, outputs and offsets at least this often (it bounds how "
+        "stale the speed view is: docs/bench.md, issue 12's latency).",
     )
     checkpoint_max_events: int = Field(
         50_000, description="...or after this many input events, whichever comes first."
