@@ -77,6 +77,7 @@ class BatchViewProcessor(Processor):
         self._dead_letter_topic = dead_letter_topic
         self._dead_letter_bytes = dead_letter_bytes
         self._dead: dict[int, list[tuple[bytes, bytes]]] = {}  # partition -> (key, envelope)
+        self._largest_only = False  # the next flush: the row bound's, of the largest buffer
 
     def _apply(self, part: PartitionState, message: Any) -> bool:
         """Buffer one record's new rows; True when a flush is due right after it."""
@@ -99,10 +100,16 @@ class BatchViewProcessor(Processor):
             else:
                 self._telemetry.batch_view_duplicates.inc()
         cut = self._cut_at.get(message.partition)
-        # The row bound is over all partitions' buffers: it is what bounds memory.
-        return (cut is not None and message.offset >= cut) or (
-            cut is None and sum(len(b.rows) for b in self._buffers.values()) >= self._max_rows
-        )
+        if cut is not None:
+            return message.offset >= cut
+        # The row bound is over all partitions' buffers: it is what bounds memory. Reaching it
+        # flushes the largest buffer alone: the same files, but one partition's flush at a time
+        # in the event loop rather than all of them at once (a 100,000-row flush held the
+        # join's records for seconds: the outcome-to-view latency's tail).
+        if sum(len(b.rows) for b in self._buffers.values()) >= self._max_rows:
+            self._largest_only = True
+            return True
+        return False
 
     async def tick(self) -> None:
         now = self._now()
@@ -119,6 +126,12 @@ class BatchViewProcessor(Processor):
             for p, b in self._buffers.items()
             if p not in self._cut_at or b.last_offset >= self._cut_at[p]
         }
+        if self._largest_only:
+            self._largest_only = False
+            plain = [p for p in ready if p not in self._cut_at]
+            if plain:
+                largest = max(plain, key=lambda p: len(self._buffers[p].rows))
+                ready = {p for p in ready if p in self._cut_at} | {largest}
         for partition in ready:
             part = self.store.partitions[partition]
             dedup.forget_expired(part.txn, part.stream_time)
