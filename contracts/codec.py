@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from contracts.ids import HIVE_NULL_PARTITION, MAX_ID_BYTES, REFUSED
+from contracts.ids import plain_id
 from contracts.schemas import EXACT_FLOAT_INT, INT32_MAX, MAX_EPOCH_MS, Outcome, Prediction
 
 Kind = type[BaseModel]
@@ -106,17 +106,7 @@ def decode_record(
 # and sends everything else (ints where floats are usual, long ids, features with ints, any
 # doubt) to pydantic, which decides and words the error. It only ever accepts what pydantic
 # accepts (a property test holds it to that); it never refuses anything itself.
-_FITS = MAX_ID_BYTES // 4  # an id this short fits its byte bound whatever it holds
 _TASKS = ("binary", "regression")
-
-
-def _plain_id(value: Any) -> bool:
-    return (
-        type(value) is str
-        and 0 < len(value) <= _FITS
-        and value != HIVE_NULL_PARTITION
-        and REFUSED.search(value) is None
-    )
 
 
 def _plain_common(item: dict[str, Any]) -> bool:
@@ -127,8 +117,8 @@ def _plain_common(item: dict[str, Any]) -> bool:
         and 1 <= version <= INT32_MAX
         and type(ts) is int
         and 0 <= ts < MAX_EPOCH_MS
-        and _plain_id(item.get("prediction_id"))
-        and _plain_id(item.get("model_id"))
+        and plain_id(item.get("prediction_id"))
+        and plain_id(item.get("model_id"))
     )
 
 
@@ -141,7 +131,7 @@ def _plainly_valid(schema: Kind, item: dict[str, Any]) -> bool:
             type(score) is float
             and type(task) is str
             and task in _TASKS
-            and _plain_id(item.get("model_version"))
+            and plain_id(item.get("model_version"))
         ):
             return False
         if task == "binary":

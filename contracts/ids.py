@@ -51,7 +51,7 @@ HIVE_ESCAPED = frozenset(chr(c) for c in range(0x20)) | frozenset("\"#%'*/:=?\\\
 # For pydantic's and FastAPI's own checks and the JSON schemas: no control character.
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 
-REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NEEDS_ESCAPE = re.compile(
     "[" + "".join(re.escape(c) for c in sorted(HIVE_ESCAPED)) + "\x80-\x9f\ud800-\udfff]"
 )
@@ -85,7 +85,7 @@ def check_id(value: object) -> str | None:
         return "must be a string"
     if not value:
         return "must not be empty"
-    bad = REFUSED.search(value)
+    bad = _REFUSED.search(value)
     if bad is not None:
         return f"must not contain control characters (U+{ord(bad.group()):04X})"
     if value in RESERVED_IDS:
@@ -95,6 +95,17 @@ def check_id(value: object) -> str | None:
         if size > MAX_ID_BYTES:
             return f"is {size} bytes once escaped, more than {MAX_ID_BYTES}"
     return None
+
+
+def plain_id(value: object) -> bool:
+    """A valid id checked without pydantic: a short string with no refused character (the
+    decoder's fast path; an id this function declines may still be valid, `check_id` says)."""
+    return (
+        type(value) is str
+        and 0 < len(value) <= _ALWAYS_FITS
+        and value != HIVE_NULL_PARTITION
+        and _REFUSED.search(value) is None
+    )
 
 
 def _validated(value: str) -> str:

@@ -76,10 +76,6 @@ def _stored(value: int) -> int | str:
     return value if -_INT64 <= value < _INT64 else str(value)
 
 
-def _inc(agg: dict[str, Any], field: str, amount: int = 1) -> None:
-    agg[field] = _stored(as_int(agg.get(field, 0)) + amount)
-
-
 def fixed_point(value: float | Fraction, scale: int) -> int:
     """round(value * scale), exact when the float product would overflow."""
     if isinstance(value, float):
@@ -110,10 +106,10 @@ def feature_bin(value: float | str) -> str | None:
 def add_prediction(
     agg: dict[str, Any], task: str, score: float, features: Mapping[str, Any] | None = None
 ) -> None:
-    _inc(agg, "n")
-    _inc_hist(agg, "sh", score_bin(task, score))
-    if features:
-        _add_features(agg.setdefault("fh", {}), features)
+    """One prediction into a stored aggregate (its terms as a delta, then `absorb`)."""
+    delta: dict[str, Any] = {}
+    add_prediction_delta(delta, task, score, features)
+    absorb(agg, delta)
 
 
 # A delta's feature maps, in arrival order (`absorb` bins them into the bucket's `fh`): feature
@@ -124,10 +120,11 @@ FEATURE_SEQUENCE = "fseq"
 def add_prediction_delta(
     delta: dict[str, Any], task: str, score: float, features: Mapping[str, Any] | None = None
 ) -> None:
-    """`add_prediction` into a delta (`tables.deltas`), its features kept for `absorb`.
+    """A prediction's terms into a delta (`tables.deltas`), its features kept for `absorb`.
 
     A delta's counters are plain ints, however large (`absorb` stores them): no conversion
-    per event, which is most of what the per-event work costs."""
+    per event, which was most of what the per-event work cost. The stored forms
+    (`add_prediction`, `add_label`) are these terms absorbed, so each term is written once."""
     delta["n"] = delta.get("n", 0) + 1
     _inc_hist(delta, "sh", score_bin(task, score))
     if features:
@@ -166,50 +163,37 @@ def _nearest_numeric(hist: Mapping[str, int], bin_: str) -> str:
 
 
 def add_label(agg: dict[str, Any], task: str, score: float, label: float, delay_ms: int) -> None:
-    _inc(agg, "lab")
-    _inc_hist(agg, "dh", delay_bin(delay_ms))
-    if task == "binary":
-        y = 1 if label >= 0.5 else 0
-        p = min(max(score, EPS), 1 - EPS)
-        _inc(agg, "pos", y)
-        _inc(agg, "cor", int((score >= 0.5) == (y == 1)))
-        _inc(agg, "ll", round(-math.log(p if y else 1 - p) * BINARY_FP))
-        _inc(agg, "br", round((score - y) ** 2 * BINARY_FP))
-        _inc_hist(agg, "shp" if y else "shn", score_bin(task, score))
-    else:
-        error: float | Fraction = score - label
-        if not math.isfinite(error):  # two finite values of opposite sign near the float range
-            error = Fraction(score) - Fraction(label)
-        squared = error * error
-        if isinstance(squared, float) and not math.isfinite(squared):
-            squared = Fraction(error) ** 2
-        _inc(agg, "e", fixed_point(error, REGRESSION_FP))
-        _inc(agg, "ae", fixed_point(-error if error < 0 else error, REGRESSION_FP))
-        _inc(agg, "se", fixed_point(squared, REGRESSION_FP))
+    """One label into a stored aggregate (its terms as a delta, then `absorb`)."""
+    delta: dict[str, Any] = {}
+    add_label_delta(delta, task, score, label, delay_ms)
+    absorb(agg, delta)
 
 
 def add_label_delta(
     delta: dict[str, Any], task: str, score: float, label: float, delay_ms: int
 ) -> None:
-    """`add_label` into a delta: the same terms, plain ints (binary; regression, whose terms
-    may need exact fractions, goes through `add_label` itself)."""
-    if task != "binary":
-        add_label(delta, task, score, label, delay_ms)
-        return
+    """A label's terms into a delta, as plain ints however large (`absorb` stores them)."""
     get = delta.get
-    y = 1 if label >= 0.5 else 0
-    p = min(max(score, EPS), 1 - EPS)
     delta["lab"] = get("lab", 0) + 1
-    hist = delta.setdefault("dh", {})
-    bin_ = delay_bin(delay_ms)
-    hist[bin_] = hist.get(bin_, 0) + 1
-    delta["pos"] = get("pos", 0) + y
-    delta["cor"] = get("cor", 0) + int((score >= 0.5) == (y == 1))
-    delta["ll"] = get("ll", 0) + round(-math.log(p if y else 1 - p) * BINARY_FP)
-    delta["br"] = get("br", 0) + round((score - y) ** 2 * BINARY_FP)
-    hist = delta.setdefault("shp" if y else "shn", {})
-    bin_ = score_bin(task, score)
-    hist[bin_] = hist.get(bin_, 0) + 1
+    _inc_hist(delta, "dh", delay_bin(delay_ms))
+    if task == "binary":
+        y = 1 if label >= 0.5 else 0
+        p = min(max(score, EPS), 1 - EPS)
+        delta["pos"] = get("pos", 0) + y
+        delta["cor"] = get("cor", 0) + int((score >= 0.5) == (y == 1))
+        delta["ll"] = get("ll", 0) + round(-math.log(p if y else 1 - p) * BINARY_FP)
+        delta["br"] = get("br", 0) + round((score - y) ** 2 * BINARY_FP)
+        _inc_hist(delta, "shp" if y else "shn", score_bin(task, score))
+        return
+    error: float | Fraction = score - label
+    if not math.isfinite(error):  # two finite values of opposite sign near the float range
+        error = Fraction(score) - Fraction(label)
+    squared = error * error
+    if isinstance(squared, float) and not math.isfinite(squared):
+        squared = Fraction(error) ** 2
+    delta["e"] = get("e", 0) + fixed_point(error, REGRESSION_FP)
+    delta["ae"] = get("ae", 0) + fixed_point(-error if error < 0 else error, REGRESSION_FP)
+    delta["se"] = get("se", 0) + fixed_point(squared, REGRESSION_FP)
 
 
 def merge(aggs: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -57,9 +57,10 @@ def encode(value: Any) -> bytes:
 YIELD_AFTER_KEYS = 2_000
 
 
-async def _let_others_run(keys_done: int) -> None:
-    if keys_done >= YIELD_AFTER_KEYS:
-        await asyncio.sleep(0)
+def _turn_due(index: int) -> bool:
+    """Whether key `index` of a loop ends a stretch of YIELD_AFTER_KEYS keys (a plain check,
+    not a coroutine: it runs for every changed key)."""
+    return index % YIELD_AFTER_KEYS == YIELD_AFTER_KEYS - 1
 
 
 class ChangelogTooLarge(RuntimeError):
@@ -200,15 +201,11 @@ class CheckpointStore:
         for part in dirty:
             marker = {"applied": part.applied, "st": part.stream_time, "sides": part.sides}
             part.txn.set(keys.MARKER, marker)
-            pending = list(part.txn.changes())
             changes: list[tuple[bytes, bytes | None]] = []
-            for start in range(0, len(pending), YIELD_AFTER_KEYS):
-                if start:
+            for index, (key, value) in enumerate(part.txn.changes()):
+                if _turn_due(index):
                     await asyncio.sleep(0)
-                changes += [
-                    (key, None if value is None else encode(value))
-                    for key, value in pending[start : start + YIELD_AFTER_KEYS]
-                ]
+                changes.append((key, None if value is None else encode(value)))
             staged.append((part, changes))
         offsets_written = await asyncio.gather(
             *(self._send_retrying(part, changes) for part, changes in staged)
@@ -218,7 +215,7 @@ class CheckpointStore:
         for (part, changes), last_offset in zip(staged, offsets_written, strict=True):
             write = WriteBatch(raw_mode=True)
             for index, (key, value) in enumerate(changes):
-                if index % YIELD_AFTER_KEYS == YIELD_AFTER_KEYS - 1:
+                if _turn_due(index):
                     await asyncio.sleep(0)
                 if value is None:
                     write.delete(key)
@@ -226,7 +223,6 @@ class CheckpointStore:
                     write.put(key, value)
             write.put(FAUST_OFFSET_KEY, str(last_offset).encode())
             part.db.write(write)
-            await _let_others_run(len(changes))
             part.txn.reset()
             acked += part.events
             part.events = 0
@@ -281,7 +277,7 @@ class CheckpointStore:
         producer = self._producer()
         batch = producer.create_batch()
         for index, (key, encoded) in enumerate(changes):
-            if index % YIELD_AFTER_KEYS == YIELD_AFTER_KEYS - 1:
+            if _turn_due(index):
                 await asyncio.sleep(0)  # the batch goes out whole, once complete
             if batch.append(key=key, value=encoded, timestamp=None) is None:
                 raise ChangelogTooLarge(

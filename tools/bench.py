@@ -248,8 +248,9 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
-async def _committed_events(admin: AIOKafkaAdminClient, backlog: Backlog) -> int:
-    committed = await admin.list_consumer_group_offsets(backlog.settings.app_id)
+async def committed_events(admin: AIOKafkaAdminClient, backlog: Backlog, group: str) -> int:
+    """Input events below `group`'s committed offsets (exact: the backlog knows its records)."""
+    committed = await admin.list_consumer_group_offsets(group)
     return sum(
         backlog.events_before(tp, meta.offset)
         for tp, meta in committed.items()
@@ -257,11 +258,73 @@ async def _committed_events(admin: AIOKafkaAdminClient, backlog: Backlog) -> int
     )
 
 
+async def drain(
+    process: subprocess.Popen[bytes],
+    backlog: Backlog,
+    group: str,
+    log_path: Path,
+    timeout_s: float,
+    name: str,
+    on_first_commit: Callable[[int], None] = lambda pid: None,
+) -> dict[str, float]:
+    """Poll `group`'s offsets until it has committed the whole backlog; the figures.
+
+    The one measure of the worker and of the peer: events/s from the first committed offset
+    (startup, group join and recovery left out), CPU over the same span, peak RSS (VmHWM).
+    """
+    spawned = time.monotonic()
+    admin = AIOKafkaAdminClient(**kafka_options(backlog.settings))
+    await admin.start()
+    peak = 0
+    first: tuple[float, int] | None = None
+    cpu0 = 0.0
+    try:
+        while True:
+            await asyncio.sleep(POLL_S)
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
+            peak = max(peak, _vm_hwm(process.pid))
+            now = time.monotonic()
+            done = await committed_events(admin, backlog, group)
+            if first is None and done > 0:
+                first = (now, done)
+                cpu0 = cpu_seconds(process.pid)
+                on_first_commit(process.pid)
+            if done >= backlog.events:
+                break
+            if now - spawned > timeout_s:
+                raise TimeoutError(f"{name} did not drain in {timeout_s:.0f}s: {done} events")
+    finally:
+        await admin.close()
+    assert first is not None
+    if first[1] >= backlog.events:  # drained before the first poll saw a commit
+        first, cpu0 = (spawned, 0), 0.0
+    elapsed = now - first[0]
+    return {
+        "events_per_s": (backlog.events - first[1]) / elapsed,
+        "elapsed_s": elapsed,
+        "events_at_first_commit": first[1],
+        "startup_s": first[0] - spawned,
+        "wall_events_per_s": backlog.events / (now - spawned),
+        "peak_rss_bytes": max(peak, _vm_hwm(process.pid)),
+        "cpu_s": cpu_seconds(process.pid) - cpu0,
+        "load_1m": os.getloadavg()[0],
+    }
+
+
 async def measure_worker(
     backlog: Backlog, log_path: Path, timeout_s: float, profile: Path | None = None
 ) -> dict[str, float]:
     """Run one worker over the backlog until the group has committed every input record."""
     settings = backlog.settings
+    spies: list[subprocess.Popen[bytes]] = []
+
+    def start_profile(pid: int) -> None:
+        spy = _start_py_spy(pid, profile) if profile is not None else None
+        if spy is not None:
+            spies.append(spy)
+
     log = log_path.open("ab")
     process = subprocess.Popen(
         [RUNWAY, "worker", "-l", "warn"],
@@ -270,52 +333,16 @@ async def measure_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    spawned = time.monotonic()
-    admin = AIOKafkaAdminClient(**kafka_options(settings))
-    await admin.start()
-    spy: subprocess.Popen[bytes] | None = None
-    peak = 0
-    first: tuple[float, int] | None = None
-    cpu0 = 0.0
     try:
-        while True:
-            await asyncio.sleep(POLL_S)
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"worker exited with {process.returncode}:\n{tail}")
-            peak = max(peak, _vm_hwm(process.pid))
-            now = time.monotonic()
-            done = await _committed_events(admin, backlog)
-            if first is None and done > 0:
-                first = (now, done)
-                cpu0 = cpu_seconds(process.pid)
-                if profile is not None:
-                    spy = _start_py_spy(process.pid, profile)
-            if done >= backlog.events:
-                break
-            if now - spawned > timeout_s:
-                raise TimeoutError(f"worker did not drain in {timeout_s:.0f}s: {done} events")
-        assert first is not None
-        if first[1] >= backlog.events:  # drained before the first poll saw a commit
-            first, cpu0 = (spawned, 0), 0.0
-        cpu = cpu_seconds(process.pid) - cpu0
-        elapsed = now - first[0]
-        return {
-            "events_per_s": (backlog.events - first[1]) / elapsed,
-            "elapsed_s": elapsed,
-            "events_at_first_commit": first[1],
-            "startup_s": first[0] - spawned,
-            "wall_events_per_s": backlog.events / (now - spawned),
-            "peak_rss_bytes": max(peak, _vm_hwm(process.pid)),
-            "cpu_s": cpu,
-            "load_1m": os.getloadavg()[0],
-        }
+        return await drain(
+            process, backlog, settings.app_id, log_path, timeout_s, "worker", start_profile
+        )
     finally:
-        if spy is not None and spy.poll() is None:
-            spy.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                spy.wait(timeout=60)
-        await admin.close()
+        for spy in spies:
+            if spy.poll() is None:
+                spy.send_signal(signal.SIGINT)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(timeout=60)
         stop_process(process)
         log.close()
 

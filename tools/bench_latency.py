@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from redis import Redis
 
@@ -49,6 +48,7 @@ from contracts.ids import escape_id
 from stack.processes import WorkerProcess, wait_healthy
 from stack.topics import ensure_topics
 from streams.producer import make_producer
+from tools.bench_sweep import committed_up_to, input_ends
 from tools.traffic import TrafficSpec, generate, plan_models
 
 DEFAULT_RATE = 5_000.0  # events/s when no main phase gives the maximum (`--only latency`)
@@ -233,23 +233,6 @@ def _spec(
     )
 
 
-async def _caught_up(settings: Settings, admin: AIOKafkaAdminClient) -> bool:
-    """The group committed every record of the input topics."""
-    consumer = AIOKafkaConsumer(**kafka_options(settings))
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(settings.topic(topic), p)
-            for topic in ("predictions", "outcomes")
-            for p in range(settings.partitions)
-        ]
-        ends = {tp: int(end) for tp, end in (await consumer.end_offsets(tps)).items() if end}
-    finally:
-        await consumer.stop()
-    committed = await admin.list_consumer_group_offsets(settings.app_id)
-    return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
-
-
 async def _send(
     settings: Settings, spec: TrafficSpec, rate: float | None, stop: Callable[[], None]
 ) -> dict[str, list[tuple[int, int]]]:
@@ -335,9 +318,11 @@ async def latency_phase(
         base = {m: sum(n for _, n in records) for m, records in warm_sent.items()}
         poller = Poller(settings, model_ids, poll_ms)
 
+        ends = await input_ends(settings)  # the warm-up is all sent: its ends are final
+
         async def warmed() -> bool:
             poller.poll()
-            return await _caught_up(settings, admin) and all(
+            return await committed_up_to(admin, settings, ends) and all(
                 poller.latest.get(m, 0) == base.get(m, 0) for m in model_ids
             )
 

@@ -17,12 +17,10 @@ a failed install stops the bench before it preloads anything, with pip's own wor
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from config.connections import kafka_options
 from config.settings import Settings
-from tools.bench import POLL_S, Backlog, _vm_hwm, cpu_seconds, stop_process
+from tools.bench import Backlog, drain, stop_process
 from tools.peer_quix import KAFKA_CONFIG_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,15 +129,6 @@ def peer_command(python: Path, settings: Settings, state_dir: Path) -> list[str]
     ]  # fmt: skip
 
 
-async def committed_events(admin: AIOKafkaAdminClient, backlog: Backlog, group: str) -> int:
-    committed = await admin.list_consumer_group_offsets(group)
-    return sum(
-        backlog.events_before(tp, meta.offset)
-        for tp, meta in committed.items()
-        if tp in backlog.offsets and meta.offset >= 0
-    )
-
-
 async def output_records(settings: Settings, topic: str) -> int:
     """Records in `topic` (the sum of its partitions' end offsets; it is never compacted)."""
     admin = AIOKafkaAdminClient(**kafka_options(settings))
@@ -173,45 +162,11 @@ async def measure_peer(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    spawned = time.monotonic()
-    admin = AIOKafkaAdminClient(**kafka_options(settings))
-    await admin.start()
-    peak = 0
-    first: tuple[float, int] | None = None
-    cpu0 = 0.0
     try:
-        while True:
-            await asyncio.sleep(POLL_S)
-            if process.poll() is not None:
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"peer exited with {process.returncode}:\n{tail}")
-            peak = max(peak, _vm_hwm(process.pid))
-            now = time.monotonic()
-            done = await committed_events(admin, backlog, group)
-            if first is None and done > 0:
-                first = (now, done)
-                cpu0 = cpu_seconds(process.pid)
-            if done >= backlog.events:
-                break
-            if now - spawned > timeout_s:
-                raise TimeoutError(f"peer did not drain in {timeout_s:.0f}s: {done} events")
-        assert first is not None
-        if first[1] >= backlog.events:  # drained before the first poll saw a commit
-            first, cpu0 = (spawned, 0), 0.0
-        cpu = cpu_seconds(process.pid) - cpu0
-        peak = max(peak, _vm_hwm(process.pid))
-        elapsed = now - first[0]
-        return {
-            "events_per_s": (backlog.events - first[1]) / elapsed,
-            "elapsed_s": elapsed,
-            "events_at_first_commit": first[1],
-            "startup_s": first[0] - spawned,
-            "peak_rss_bytes": peak,
-            "cpu_s": cpu,
-            "joined_records": await output_records(settings, peer_output(settings)),
-        }
+        run = await drain(process, backlog, group, log_path, timeout_s, "peer")
+        run["joined_records"] = await output_records(settings, peer_output(settings))
+        return run
     finally:
-        await admin.close()
         stop_process(process)
         log.close()
 

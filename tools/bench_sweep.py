@@ -90,7 +90,8 @@ async def _send(settings: Settings, batches: list[tuple[str, str, list[Any], int
         await producer.stop()
 
 
-async def _ends(admin: AIOKafkaAdminClient, settings: Settings) -> dict[TopicPartition, int]:
+async def input_ends(settings: Settings) -> dict[TopicPartition, int]:
+    """The end offset of every non-empty input partition (predictions and outcomes)."""
     consumer = AIOKafkaConsumer(**kafka_options(settings))
     await consumer.start()
     try:
@@ -102,6 +103,14 @@ async def _ends(admin: AIOKafkaAdminClient, settings: Settings) -> dict[TopicPar
         return {tp: int(end) for tp, end in (await consumer.end_offsets(tps)).items() if end}
     finally:
         await consumer.stop()
+
+
+async def committed_up_to(
+    admin: AIOKafkaAdminClient, settings: Settings, ends: dict[TopicPartition, int]
+) -> bool:
+    """The worker group committed every input partition up to `ends`."""
+    committed = await admin.list_consumer_group_offsets(settings.app_id)
+    return all(tp in committed and committed[tp].offset >= end for tp, end in ends.items())
 
 
 async def drain(
@@ -116,16 +125,13 @@ async def drain(
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     try:
-        ends = await _ends(admin, settings)
+        ends = await input_ends(settings)
         deadline = time.monotonic() + timeout_s
         while True:
             await asyncio.sleep(POLL_S)
             if not worker.alive():
                 raise worker.died()
-            committed = await admin.list_consumer_group_offsets(settings.app_id)
-            drained = all(
-                tp in committed and committed[tp].offset >= end for tp, end in ends.items()
-            )
+            drained = await committed_up_to(admin, settings, ends)
             if drained and (also is None or await also()):
                 return
             if time.monotonic() > deadline:
