@@ -32,6 +32,7 @@ from staleness import drift, performance
 from staleness.age import AgeAssessment, assess_age
 from staleness.config import StalenessConfig
 from staleness.inputs import ModelSignals
+from tables import aggregates
 
 State = Literal["FRESH", "WARNING", "STALE"]
 Signal = Literal["performance", "drift", "age"]
@@ -155,6 +156,7 @@ def judge(s: ModelSignals, cfg: StalenessConfig) -> Verdict:
     u: dict[Signal, float] = dict(WEIGHTS)
     clauses: dict[Signal, str] = {}
     metrics: dict[str, Any] = {"ground_truth_delayed": delayed, "drift_unavailable": drift_ is None}
+    metrics.update(window_counts(s, cfg))
     if perf is not None:
         scores["performance"] = ramp(perf.excess, cfg.perf_warning, cfg.perf_stale, cfg)
         u["performance"] = WEIGHTS["performance"] * min(1.0, perf.noise / cfg.perf_stale)
@@ -255,6 +257,22 @@ def _drift_metrics(d: DriftAssessment, band: str) -> dict[str, Any]:
     }
     out.update({f"feature_psi.{k}": _finite(v) for k, v in d.features.items()})
     return out
+
+
+def window_counts(s: ModelSignals, cfg: StalenessConfig) -> dict[str, Any]:
+    """The shortest window's predictions, labels and label delay, in every verdict whatever its
+    basis: each recorded verdict is then a point of the dashboard's volume and delay charts."""
+    shortest = min(cfg.windows, key=lambda w: w.length_ms)
+    agg = s.recent.get(shortest.name, {})
+    delays = agg.get("dh", {})
+    return {
+        "window": shortest.name,
+        "window_ms": shortest.length_ms,
+        "window_predictions": aggregates.as_int(agg.get("n", 0)),
+        "window_labels": aggregates.as_int(agg.get("lab", 0)),
+        "window_label_delay_p50_ms": _finite(aggregates.delay_percentile(delays, 0.50)),
+        "window_label_delay_p95_ms": _finite(aggregates.delay_percentile(delays, 0.95)),
+    }
 
 
 def _age_metrics(a: AgeAssessment) -> dict[str, Any]:
