@@ -328,6 +328,25 @@ class Settings(BaseSettings):
         description="`runway registry-agent`'s Prometheus /metrics port (0 = none; a port in "
         "use is logged and the agent runs without it).",
     )
+    registry_backup_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="A SQLite registry is snapshotted (online backup API) this often by "
+        "`runway registry-agent`: the registry's RPO (seed: < 5 min); 0 = no scheduled backups.",
+    )
+    registry_backup_uri: str | None = Field(
+        None,
+        description="Where registry snapshots go: a directory or s3://bucket/prefix (with "
+        "RUNWAY_S3_ENDPOINT_URL); unset = registry-backup/ beside the SQLite file (set it off "
+        "the registry's own disk for real recovery).",
+    )
+    registry_backup_keep: int = Field(
+        60, ge=1, description="Newest registry snapshots kept; older ones are deleted."
+    )
+    registry_standby_port: int = Field(
+        5434,
+        description="Port of the local PostgreSQL streaming standby (`runway registry-standby`).",
+    )
     api_host: str = Field("127.0.0.1", description="`runway api` listen address.")
     api_port: int = Field(8080, description="`runway api` port.")
     # repr=False: tokens stay out of any printed or logged Settings
@@ -389,6 +408,17 @@ class Settings(BaseSettings):
     autoscale_dir: Path = Field(
         Path("var/autoscale"), description="Data directories and logs of autoscaled workers."
     )
+
+    # -- `runway validate-failover` (registry/validate.py) --------------------------------------
+    failover_max_lag_s: float = Field(
+        60.0, description="validate-failover: the join group's lag above this is degraded."
+    )
+    failover_max_view_age_s: float = Field(
+        300.0,
+        description="validate-failover: a model's speed view whose clock (latest event time) is "
+        "older than this is stale (degraded).",
+    )
+
 
     # -- retrain agent and stand-in orchestrator (issue 5; retrain/) -------------------------------
     retrain_orchestrator_url: str = Field(

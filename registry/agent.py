@@ -33,6 +33,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exp
 from config.connections import kafka_options
 from config.settings import Settings
 from contracts.codec import Rejected, dead_letter
+from registry.backup import backup_loop
 from registry.dberrors import describe, is_database_error, is_transient, storable
 from registry.records import ParkedEvent, StalenessRecord
 from registry.store import Store
@@ -156,6 +157,8 @@ class RegistryAgent:
         await producer.start()
         await consumer.start()
         log.info("registry agent consuming %s as group %s", topic, s.registry_group_id)
+        # the process that writes all the time also snapshots a SQLite registry (RPO)
+        backups = asyncio.create_task(backup_loop(s, stop))
         try:
             while not stop.is_set():
                 batches = await consumer.getmany(timeout_ms=500, max_records=500)
@@ -163,6 +166,8 @@ class RegistryAgent:
                     await self._handle(tp, records, producer)
                     await consumer.commit({tp: records[-1].offset + 1})
         finally:
+            backups.cancel()
+            await asyncio.gather(backups, return_exceptions=True)
             await consumer.stop()
             await producer.stop()
 

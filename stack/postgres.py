@@ -25,6 +25,9 @@ from stack.processes import port_answers
 from stack.service import Service
 
 SYSTEM_USER = "postgres"
+# streams WAL to the registry's standby (`stack.standby`); initdb's pg_hba.conf lets any role
+# replicate from 127.0.0.1 under the stack's trust authentication
+REPLICATION_ROLE = "replicator"
 
 
 def find_bindir() -> Path | None:
@@ -128,9 +131,12 @@ class PostgresService(Service):
                 (result.stdout + result.stderr)[-3000:],
             )
 
-    def _psql(self, sql: str, database: str) -> subprocess.CompletedProcess[str]:
+    def _psql(
+        self, sql: str, database: str, port: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`port`: another cluster of these binaries (the standby), else this one."""
         return subprocess.run(
-            [self._bin("psql"), "-h", HOST, "-p", str(self.port), "-U", self.target.user,
+            [self._bin("psql"), "-h", HOST, "-p", str(port or self.port), "-U", self.target.user,
              "-d", database, "-tAc", sql],
             capture_output=True,
             text=True,
@@ -146,6 +152,17 @@ class PostgresService(Service):
 
     async def after_ready(self) -> None:
         await asyncio.to_thread(self._create_database)
+        await asyncio.to_thread(self.ensure_replication_role)
+
+    def ensure_replication_role(self) -> None:
+        found = self._psql(
+            f"SELECT 1 FROM pg_roles WHERE rolname = '{REPLICATION_ROLE}'", "postgres"
+        )
+        if found.stdout.strip() == "1":
+            return
+        made = self._psql(f"CREATE ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN", "postgres")
+        if made.returncode != 0 and "already exists" not in made.stderr:
+            raise StackError("PostgreSQL could not create the replication role.", made.stderr)
 
     def _create_database(self) -> None:
         name = self.target.database

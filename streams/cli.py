@@ -11,6 +11,7 @@ from __future__ import annotations
 from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
 from registry.cli import register as register_registry
+from registry.recovery_cli import register as register_recovery
 from retrain.cli import register as register_retrain
 from stack.commands import register as register_stack
 from streams.app import create_app
@@ -32,6 +33,7 @@ def main() -> None:
     register_bench(app, settings)
     register_schemas(app, settings)
     register_registry(app, settings)
+    register_recovery(app, settings)
     register_autoscale(app, settings)
     register_retrain(app, settings)
     register_bench_isolation(app, settings)
