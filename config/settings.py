@@ -419,7 +419,6 @@ class Settings(BaseSettings):
         "older than this is stale (degraded).",
     )
 
-
     # -- retrain agent and stand-in orchestrator (issue 5; retrain/) -------------------------------
     retrain_orchestrator_url: str = Field(
         "http://127.0.0.1:8090", description="Orchestrator (Maestro API) base URL."
