@@ -362,6 +362,11 @@ class Settings(BaseSettings):
         description='More API tokens, JSON: {"<token>": "read" or "write"}; reads need a '
         "token only when a read token is set.",
     )
+    registry_api_url: str | None = Field(
+        None,
+        description="Where `runway models` and `runway model` read: a `runway api` base URL "
+        "(e.g. http://127.0.0.1:8080; token: RUNWAY_API_TOKEN); unset = the registry database.",
+    )
     bulkhead_dashboard_max_concurrent: int = Field(
         50, description="Dashboard-class API requests in flight (seed: 50)."
     )

@@ -8,6 +8,9 @@ of the layering, the one module that may import both the product and the tools.
 
 from __future__ import annotations
 
+import faust
+from faust.cli.faust import cli  # Faust's command group, its built-in commands registered
+
 from autoscale.cli import register as register_autoscale
 from config.settings import load_settings
 from registry.cli import register as register_registry
@@ -22,8 +25,24 @@ from tools.generate_cli import register as register_generate
 from tools.isolation_cli import register as register_bench_isolation
 from tools.schema_docs import register as register_schemas
 
+HELP = """Runway: catch stale ML models in production.
 
-def main() -> None:
+Joins model predictions with their late outcomes (Faust workers, RocksDB), keeps live
+per-model metrics in Redis and every joined pair as Parquet, judges each model FRESH, WARNING
+or STALE, records the verdicts in the registry and asks the orchestrator to retrain.
+
+Start with `runway stack up`, `runway demo`; `runway models` lists the models and their
+state, `runway model ID` shows one. README.md has the rest.
+"""
+
+
+def build() -> faust.App:
+    """The app with every command registered, and Runway's help in place of Faust's banner.
+
+    Importing `faust.cli.faust` above registers Faust's built-in commands before Runway's, so
+    Runway's `models` and `model` (registry/cli.py) replace Faust's (which list its record
+    classes) instead of being replaced by them when `app.main()` imports that module.
+    """
     settings = load_settings()
     app = create_app(settings)
     build_worker(app, settings)
@@ -37,4 +56,9 @@ def main() -> None:
     register_autoscale(app, settings)
     register_retrain(app, settings)
     register_bench_isolation(app, settings)
-    app.main()
+    cli.help = HELP
+    return app
+
+
+def main() -> None:
+    build().main()
