@@ -48,8 +48,8 @@ class S3Service(Service):
     def check_prerequisites(self) -> None:
         if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
             raise PrerequisiteMissing(
-                "moto's server is not installed: run pip install 'moto[server]' "
-                "(make .venv/.installed does)."
+                "moto's server (the local S3) is not installed: run pip install 'runway[stack]' "
+                "(from a checkout: pip install -e '.[stack]'; make .venv/.installed does)."
             )
 
     async def prepare(self, layout: Layout) -> list[str]:
