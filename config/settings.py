@@ -349,6 +349,11 @@ class Settings(BaseSettings):
     )
     api_host: str = Field("127.0.0.1", description="`runway api` listen address.")
     api_port: int = Field(8080, description="`runway api` port.")
+    dashboard_retrain_health_url: str | None = Field(
+        None,
+        description="The retrain agent's /health the dashboard shows (breaker, queue); unset = "
+        "not shown.",
+    )
     # repr=False: tokens stay out of any printed or logged Settings
     api_token: str | None = Field(
         None,

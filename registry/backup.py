@@ -289,8 +289,12 @@ def restore_snapshot(target: Target, dest: Path, name: str | None, force: bool) 
         )
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".restoring")
-    target.get(name, partial)
-    check_database(partial)
+    try:
+        target.get(name, partial)
+        check_database(partial)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     for suffix in ("-wal", "-shm", "-journal"):
         dest.with_name(dest.name + suffix).unlink(missing_ok=True)
     size = partial.stat().st_size

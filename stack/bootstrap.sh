@@ -5,6 +5,8 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# the dashboard's browser tests drive Debian's Chromium (Playwright never downloads one here)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from Debian's packages" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
