@@ -51,6 +51,7 @@ from config.settings import Settings
 from contracts.ids import ID_PATTERN, MAX_ID_BYTES, check_id
 from registry import graph
 from registry.bulkhead import Bulkhead, BulkheadFull
+from registry.dashboard import mount_dashboard
 from registry.degrade import Answer, health
 from registry.records import DependencyIn, Model, ModelIn, RetrainRequest, Version, VersionIn
 from registry.responses import (
@@ -432,4 +433,5 @@ def create_api(
     async def metrics_route() -> Response:
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
+    mount_dashboard(app, settings, registry, [dashboard, *read])  # /dashboard/: its own module
     return app
