@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test unit lint bench bench-isolation fuzz fuzz-api stack-up stack-down deps clean
+.PHONY: demo test test-faults unit lint bench bench-isolation fuzz fuzz-api stack-up stack-down deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ unit: $(VENV)/.installed
 
 test: deps lint
 	$(BIN)/pytest -q
+
+# Broker faults and service outages at full length while the join carries load (docs/faults.md);
+# `make test` keeps one short case of each kind. Figures go to var/faults/results.jsonl.
+test-faults: deps
+	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py
 
 demo: deps
 	$(BIN)/runway demo
