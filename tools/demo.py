@@ -262,6 +262,10 @@ class Demo:
         )
         token = f" (writes: Bearer {settings.api_token})" if self.token_made else ""
         console.print(
+            f"dashboard http://{settings.api_host}:{settings.api_port}/dashboard/ (fleet; a "
+            "model's page from its row)"
+        )
+        console.print(
             f"registry API http://{settings.api_host}:{settings.api_port}{token} on "
             f"{settings.registry_dsn}; stand-in orchestrator "
             f"http://{settings.standin_host}:{settings.standin_port}/calls; retrain agent "

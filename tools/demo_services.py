@@ -108,8 +108,14 @@ def service_processes(settings: Settings, run_dir: Path) -> list[RunwayProcess]:
             f"already in use: {', '.join(taken)}; stop what listens there or move the service "
             "(RUNWAY_STANDIN_PORT, RUNWAY_API_PORT, RUNWAY_RETRAIN_WEB_PORT)"
         )
-    env = worker_environment(settings.model_copy(update={"datadir": run_dir / "services"}))
     urls = {name: f"http://{host}:{port}" for name, (host, port) in _addresses(settings).items()}
+    # the dashboard shows this run's retrain agent (breaker, queue) unless told another
+    health = settings.dashboard_retrain_health_url or f"{urls['retrain agent']}/health"
+    env = worker_environment(
+        settings.model_copy(
+            update={"datadir": run_dir / "services", "dashboard_retrain_health_url": health}
+        )
+    )
     return [
         RunwayProcess(
             "orchestrator stand-in",
