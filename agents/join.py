@@ -19,6 +19,7 @@ from agents.ownership import Ownership
 from agents.processor import Processor
 from contracts import codec
 from contracts.telemetry import Telemetry
+from sinks.hourly import NEVER, HourlyVerdicts
 from tables import keys
 from tables.checkpoint import CheckpointStore, PartitionState, Retry, _once
 from tables.join import JoinEffects, JoinRules
@@ -58,6 +59,7 @@ class JoinProcessor(Processor):
         ship_after: int = SHIP_AFTER_PAIRS,
         max_future_skew_ms: int | None = None,
         on_models_forgotten: Callable[[int, dict[str, list[str]]], None] | None = None,
+        hours: HourlyVerdicts | None = None,
     ) -> None:
         super().__init__(
             store=store,
@@ -109,6 +111,10 @@ class JoinProcessor(Processor):
         self._pending_events = 0
         self._fetch_events = 0
         self._last_checkpoint_ms = self._now()
+        # Verdicts in event time (sinks.hourly): each model's next whole hour, by record key
+        self._hours = hours
+        self._hour_marks: dict[bytes, int] = hours.marks if hours is not None else {}
+        self._first_mark = 0 if hours is not None else NEVER
 
     async def _after_fetch(self) -> None:
         events, self._fetch_events = self._fetch_events, 0
@@ -132,8 +138,11 @@ class JoinProcessor(Processor):
             fx = self._unsettled[part.partition] = JoinEffects()
         side = part.sides.get(message.topic, 0)
         other = part.sides.get(self._other_input[message.topic], 0)  # unchanged by this record
+        mark = self._hour_marks.get(message.key, self._first_mark)
         for item in good:
             ts = item["timestamp"]
+            if ts >= mark:  # its model's clock crosses a whole hour: judged before this event
+                mark = self._crossed(part, item, fx)
             if ts > side:
                 side = ts
             part.stream_time = side if side < other else other  # `_watermark`, inlined
@@ -179,6 +188,10 @@ class JoinProcessor(Processor):
             or (self._max_bytes is not None and part.input_bytes >= self._max_bytes)
             or now - self._last_checkpoint_ms >= self._interval_ms
         )
+
+    def _crossed(self, part: PartitionState, event: dict[str, Any], fx: JoinEffects) -> int:
+        assert self._hours is not None  # a mark below NEVER is only set with hours judged
+        return self._hours.crossed(part.partition, part.txn, event, fx)
 
     def _settle(self) -> None:
         """Write the unsettled bucket and model-record changes into their partitions' state,
@@ -365,6 +378,9 @@ class JoinProcessor(Processor):
         record sent again may be on `joined` twice; its readers keep each pair once (by
         prediction_id).
         """
+        if self._hours is not None:
+            for partition, verdicts in (await self._hours.outputs()).items():
+                self._outputs.setdefault(partition, []).extend(verdicts)
         await self._retry(self._acknowledged, "outputs")
         self._shipped.clear()
 
@@ -386,6 +402,8 @@ class JoinProcessor(Processor):
         self._outputs.pop(partition, None)
         self._joined.pop(partition, None)
         self._models.pop(partition, None)
+        if self._hours is not None:
+            self._hours.discard(partition)
 
     def _dead_letter(self, partition: int, rejected: codec.Rejected, record: Any) -> None:
         envelope = codec.dead_letter(

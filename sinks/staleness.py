@@ -77,6 +77,11 @@ class StalenessEmitter:
         self._dirty: dict[str, int] = {}  # model -> partition
         self._known: dict[str, int] = {}
         self._judged_at: dict[str, int] = {}  # model -> wall ms of its last judgement
+        # The last registry lookup of each model, for the hour verdicts (`registry_for`), and
+        # the newest hour verdict of each model still to be shown beside its speed view.
+        self._registry_seen: dict[str, tuple[dict[str, Any] | None, list[str]]] = {}
+        self._hour_shown: dict[str, dict[str, Any]] = {}
+        self._shown_time: dict[str, int] = {}  # model -> event_time of the verdict shown
 
     def forget(self, partition: int, models: dict[str, list[str]]) -> None:
         """Models the join forgot as idle: no more verdicts or heartbeats, nothing kept."""
@@ -85,6 +90,32 @@ class StalenessEmitter:
             self._known.pop(model_id, None)
             self._judged_at.pop(model_id, None)
             self._policy.forget(model_id)
+            self._telemetry.forget_model(model_id)
+            self._registry_seen.pop(model_id, None)
+            self._hour_shown.pop(model_id, None)
+            self._shown_time.pop(model_id, None)
+
+    async def registry_for(
+        self, models: list[str]
+    ) -> dict[str, tuple[dict[str, Any] | None, list[str]]]:
+        """Each model's registry document and impact as last looked up (`sinks.hourly`); one
+        round trip for the models not looked up yet (none while Redis is away)."""
+        unseen = [m for m in models if m not in self._registry_seen]
+        if unseen:
+            await self._registry(unseen)
+        return {m: self._registry_seen.get(m, (None, [])) for m in models}
+
+    def noted(self, events: list[dict[str, Any]]) -> None:
+        """Hour verdicts the join sends (`sinks.hourly`): remembered as emitted, so the
+        wall-clock path emits a state change once; the newest is shown at the next flush."""
+        now = self._now()
+        for event in events:
+            model_id = event["model_id"]
+            self._policy.record(model_id, event["model_version"], event["state"], now)
+            self._telemetry.staleness_events.labels(event["state"]).inc()
+            shown = self._hour_shown.get(model_id)
+            if shown is None or event["event_time"] >= shown["event_time"]:
+                self._hour_shown[model_id] = event
 
     def add(self, partition: int, models: set[str]) -> None:
         for model_id in models:
@@ -94,6 +125,9 @@ class StalenessEmitter:
     async def flush(self) -> int:
         """Judge changed models and those whose heartbeat is due; returns events sent."""
         now = self._now()
+        shown, self._hour_shown = self._hour_shown, {}
+        for model_id, event in shown.items():
+            await self._show(model_id, event)
         due = dict(self._dirty)
         for model_id, partition in self._known.items():
             if now - self._judged_at.get(model_id, 0) >= self._heartbeat_ms:
@@ -106,6 +140,7 @@ class StalenessEmitter:
                 self._known.pop(model_id, None)
                 self._judged_at.pop(model_id, None)
                 self._policy.forget(model_id)
+                self._telemetry.forget_model(model_id)
             else:
                 owned[model_id] = read
         if not owned:
@@ -150,7 +185,14 @@ class StalenessEmitter:
         return 1
 
     async def _show(self, model_id: str, event: dict[str, Any]) -> None:
-        """The model's current staleness beside its speed view (best effort: Redis may be down)."""
+        """The model's current staleness beside its speed view (best effort: Redis may be down).
+
+        The verdict of the latest event time wins (an hour verdict sent after a wall-clock one
+        of a later clock does not replace it)."""
+        if event["event_time"] < self._shown_time.get(model_id, -1):
+            return
+        self._shown_time[model_id] = event["event_time"]
+        self._telemetry.model_verdict(model_id, event["state"], event["score"])
         fields = {
             k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in event.items()
         }
@@ -177,5 +219,5 @@ class StalenessEmitter:
             model_raw, impact_raw = raw[2 * index], raw[2 * index + 1]
             cached = orjson.loads(model_raw) if model_raw else None
             impacted = list(orjson.loads(impact_raw).get("impacted", [])) if impact_raw else []
-            out[model_id] = (cached, impacted)
+            out[model_id] = self._registry_seen[model_id] = (cached, impacted)
         return out

@@ -30,6 +30,7 @@ from config.windows import parse_windows
 from contracts import codec
 from contracts.telemetry import Telemetry
 from sinks.batch_view import ParquetWriter, open_filesystem
+from sinks.hourly import HourlyVerdicts
 from sinks.speed_view import SpeedView
 from sinks.staleness import StalenessEmitter
 from staleness.config import from_settings as staleness_config
@@ -195,6 +196,16 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
                 windows=windows,
             )
         )
+        hours = None
+        if staleness is not None:  # verdicts at every whole hour of each model's event time
+            hours = HourlyVerdicts(
+                cfg=judging,
+                topic=topics["staleness"],
+                settle=rules.settle,
+                registry=staleness.registry_for,
+                on_sent=staleness.noted,
+                on_error=telemetry.timer_errors.labels("staleness_hour").inc,
+            )
         join = JoinProcessor(
             store=join_store,
             rules=rules,
@@ -216,6 +227,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             checkpoint_max_bytes=settings.checkpoint_max_bytes,
             output_bytes=settings.output_record_bytes,
             derive=store_references if staleness is not None else None,
+            hours=hours,
         )
         processors.append((join, runtime.feed(join.inputs, feed_records, feed_bytes)))
         checkpoint_interval = min(settings.checkpoint_interval_ms / 1000, 1.0)
