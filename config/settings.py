@@ -125,6 +125,13 @@ class Settings(BaseSettings):
         description="Consumer group session timeout: how soon a dead worker's partitions move.",
     )
     heartbeat_interval_s: float = Field(3.0, description="Consumer group heartbeat interval.")
+    table_standby_replicas: int = Field(
+        1,
+        ge=0,
+        description="Faust standby replicas of each state partition on other workers (Faust's "
+        "default, 1): a dead worker's partitions move to a worker that already holds them "
+        "instead of restoring the whole changelog (docs/capacity.md).",
+    )
     rocksdb_write_buffer_bytes: int = Field(
         8 * 1024 * 1024,
         description="Memtable size per partition RocksDB (Faust's default 64 MiB x 3 per DB).",

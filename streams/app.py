@@ -38,6 +38,8 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        # Faust's own default is 1; explicit so that a deployment chooses (docs/capacity.md).
+        table_standby_replicas=settings.table_standby_replicas,
         producer_linger_ms=5,
         # A checkpoint's changelog for one partition must fit ONE record batch (atomic append).
         producer_max_batch_size=CHANGELOG_BATCH_BYTES,

@@ -20,6 +20,7 @@ from stack.commands import register as register_stack
 from streams.app import create_app
 from streams.worker import build_worker
 from tools.bench import register as register_bench
+from tools.bench_recovery_cli import register as register_bench_recovery
 from tools.demo import register as register_demo
 from tools.generate_cli import register as register_generate
 from tools.isolation_cli import register as register_bench_isolation
@@ -56,6 +57,7 @@ def build() -> faust.App:
     register_autoscale(app, settings)
     register_retrain(app, settings)
     register_bench_isolation(app, settings)
+    register_bench_recovery(app, settings)
     cli.help = HELP
     return app
 

@@ -1,0 +1,93 @@
+"""`runway bench-recovery` on the command line: options, the rich table, `--json`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import faust
+from faust.cli import option
+
+from config.settings import Settings
+from tools.bench_recovery import run_recovery_bench
+
+
+def _seconds(value: Any) -> str:
+    return "-" if value is None else f"{value:,.2f} s"
+
+
+def _rate(value: Any, unit: str) -> str:
+    return "-" if value is None else f"{value:,.1f} {unit}"
+
+
+def table(result: dict[str, Any]) -> Any:
+    """Cold restore against the standby's takeover, then the failovers after SIGKILL."""
+    from rich.table import Table
+
+    out = Table(
+        title=f"runway bench-recovery: {result['events']:,} events joined, "
+        f"{result['partitions']} partitions, {result['state_live_keys']:,} live state keys"
+    )
+    out.add_column("measure")
+    out.add_column("no standby (cold)", justify="right")
+    out.add_column("standby replica", justify="right")
+    for label, key, show in (
+        ("restore_s", "restore_s", _seconds),
+        ("restore_keys", "restore_keys", lambda v: f"{v:,}"),
+        ("restore_keys_per_s", "restore_keys_per_s", lambda v: _rate(v, "keys/s")),
+        ("restore_mb_per_s", "restore_mb_per_s", lambda v: _rate(v, "MB/s")),
+        ("first_record_after_s", "first_record_after_s", _seconds),
+    ):
+        out.add_row(label, show(result[key]), show(result[f"standby_{key}"]))
+    for name in ("failover", "failover_fast"):
+        out.add_row(
+            f"failover_s, SIGKILL, session timeout {result[f'{name}_session_timeout_s']:g} s",
+            "",
+            f"{_seconds(result[f'{name}_s'])} ({result[f'{name}_restore_keys']:,} keys restored)",
+        )
+    return out
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Declare `runway bench-recovery` on the Faust app's CLI."""
+
+    @app.command(
+        option("--events", type=int, default=400_000, help="Backlog events joined before a loss."),
+        option("--batch-size", type=int, default=100, help="Events per record."),
+        option("--models", type=int, default=16, help="Synthetic models of the backlog."),
+        option(
+            "--fast-session-timeout",
+            type=float,
+            default=10.0,
+            help="The second failover's RUNWAY_SESSION_TIMEOUT_S (the first: the setting's).",
+        ),
+        option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object."),
+        name="bench-recovery",
+    )
+    async def bench_recovery(
+        self: Any,
+        events: int,
+        batch_size: int,
+        models: int,
+        fast_session_timeout: float,
+        as_json: bool,
+    ) -> None:
+        """Restore speed from the changelog, with and without a standby; failover after SIGKILL."""
+
+        def say(text: str) -> None:
+            print(text, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+        result = await run_recovery_bench(
+            settings,
+            events=events,
+            batch_size=batch_size,
+            models=models,
+            fast_session_timeout_s=fast_session_timeout,
+            emit=say,
+        )
+        from rich.console import Console
+
+        Console(stderr=as_json).print(table(result))
+        if as_json:
+            print(json.dumps(result))
