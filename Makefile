@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-faults unit lint bench bench-isolation fuzz fuzz-api stack-up stack-down deps clean
+.PHONY: demo demo-screenshots test test-faults unit lint bench bench-isolation fuzz fuzz-api stack-up stack-down deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-faults: deps
 
 demo: deps
 	$(BIN)/runway demo
+
+# Beside a running `make demo` (another terminal): the dashboard's fleet page every 5 s in headless
+# Chromium until the drifted model is STALE and its retrain appears (var/demo/screenshots/)
+demo-screenshots: $(VENV)/.installed
+	$(BIN)/python -m tools.demo_screenshots
 
 # --peer quix: Quix Streams over the same backlogs, in its own .venv-peer/ (made on first use)
 bench: stack-up
