@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# The states of a staleness verdict (staleness/events.py), one `runway_model_state` series each.
+MODEL_STATES = ("FRESH", "WARNING", "STALE")
 
 
 class Telemetry:
@@ -87,6 +91,20 @@ class Telemetry:
             "Input partitions the progress watchdog found stalled and sought back to the marker",
             registry=self.registry,
         )
+        # Per model, for alerts and dashboards on a model's verdict: 1 + len(MODEL_STATES) series
+        # per model judged by this worker (README, "Grafana and alerts": cardinality).
+        self.model_staleness_score = Gauge(
+            "runway_model_staleness_score",
+            "Score (0 fresh .. 1 stale) of the model's latest verdict on this worker",
+            ["model_id"],
+            registry=self.registry,
+        )
+        self.model_state = Gauge(
+            "runway_model_state",
+            "1 for the state of the model's latest verdict on this worker, 0 for the others",
+            ["model_id", "state"],
+            registry=self.registry,
+        )
 
     def events(self, kind: str, good: int, bad: int) -> None:
         # Children by label, cached: `labels()` takes a lock and builds a key on every call,
@@ -107,3 +125,17 @@ class Telemetry:
 
     def checkpointed(self, seconds: float) -> None:
         self._checkpoint.observe(seconds)
+
+    def model_verdict(self, model_id: str, state: str, score: float) -> None:
+        self.model_staleness_score.labels(model_id).set(score)
+        for each in MODEL_STATES:
+            self.model_state.labels(model_id, each).set(1.0 if each == state else 0.0)
+
+    def forget_model(self, model_id: str) -> None:
+        """The model is judged elsewhere now (its partition moved) or no more (forgotten as
+        idle): its series go, so two workers never export one model's state."""
+        with contextlib.suppress(KeyError):
+            self.model_staleness_score.remove(model_id)
+        for each in MODEL_STATES:
+            with contextlib.suppress(KeyError):
+                self.model_state.remove(model_id, each)

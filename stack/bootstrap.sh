@@ -7,6 +7,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # the dashboard's browser tests drive Debian's Chromium (Playwright never downloads one here)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
+# `promtool check rules` on deploy/prometheus/ (tests/unit/test_grafana_alerts.py)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from Debian's packages" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
