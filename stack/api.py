@@ -150,7 +150,7 @@ async def up(settings: Settings, brokers: int | Sequence[int] = 1) -> list[Servi
 
 
 def _stop_signal(name: str) -> tuple[signal.Signals, float]:
-    if name == PostgresService.name:
+    if name.startswith(PostgresService.name):  # the registry's standby too (stack.standby)
         return PostgresService.stop_signal, PostgresService.stop_grace_s
     if name.startswith("kafka"):
         return KafkaNodeService.stop_signal, KafkaNodeService.stop_grace_s
