@@ -15,17 +15,20 @@ RTO. Every phase has its own topics, group, Redis keys and data directories (`ru
    tables) are read again here to count `restore_keys` and `restore_bytes` (key + value);
    `first_record_after_s` runs from the replacement's start until every input partition has
    committed the second backlog (so the last partition's first record after the restore).
-   The restored data directory's live keys and pairs are counted after it stops.
+   The restored data directory's live keys, their raw bytes per table and the join's pairs
+   are counted after it stops (`state_*`).
 2. **standby** (`RUNWAY_TABLE_STANDBY_REPLICAS=1`, two workers): the same backlog joined by
    two workers, each holding the other's partitions as standby replicas; right after the
    drain, one stops cleanly and the other takes its partitions over. The same figures, from
    the survivor's log, prefixed `standby_`; `standby_first_record_after_s` runs from the stop.
-3. **failover**: the stopped worker comes back (its disk kept), the group settles, and it is
-   killed with SIGKILL; a small backlog is sent at once. `failover_s` runs from the kill until
-   every input partition has committed it: the killed member's session timeout, the
-   rebalance, the survivor's restore from its standby position, the first fetch. Once at the
-   default `RUNWAY_SESSION_TIMEOUT_S` (`failover_session_timeout_s`) and once with the killed
-   worker at `--fast-session-timeout` (`failover_fast_s`).
+3. **failover**: the stopped worker comes back with its disk (a persistent volume; what it
+   restored then is `restart_restore_keys`/`_s`, and after the SIGKILL below
+   `restart_after_kill_*`), the group settles, and it is killed with SIGKILL; a small backlog
+   is sent at once. `failover_s` runs from the kill until every input partition has committed
+   it: the killed member's session timeout, the rebalance, the survivor's restore from its
+   standby position, the first fetch. Once at the default `RUNWAY_SESSION_TIMEOUT_S`
+   (`failover_session_timeout_s`) and once with the killed worker at
+   `--fast-session-timeout` (`failover_fast_s`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import shutil
@@ -52,7 +56,7 @@ from config.connections import kafka_options
 from config.settings import Settings
 from stack.processes import START_MARK, WorkerProcess, wait_healthy
 from tables import keys
-from tools.bench import backlog_spec, bench_settings, cleanup, preload
+from tools.bench import backlog_spec, bench_settings, cleanup, cpu_seconds, preload
 from tools.bench_sweep import IGNORED, committed_up_to, input_ends
 
 POLL_S = 0.2
@@ -210,23 +214,39 @@ async def read_ranges(settings: Settings, ranges: dict[Tp, tuple[int, int]]) -> 
     return records, nbytes
 
 
-def live_state(datadir: Path) -> tuple[int, int]:
-    """Live keys of every table partition DB under a stopped worker's data directory (the
-    checkpoint marker and Faust's offset key left out), and the join's pair keys among them."""
-    total = pairs = 0
+@dataclass(frozen=True)
+class LiveState:
+    """What a stopped worker's data directory holds: live keys and their raw bytes (key +
+    value as stored) per table, the checkpoint marker and Faust's offset key left out."""
+
+    keys: dict[str, int]
+    raw_bytes: dict[str, int]
+    pairs: int  # the join's pair keys
+
+    @property
+    def total_keys(self) -> int:
+        return sum(self.keys.values())
+
+
+def live_state(datadir: Path) -> LiveState:
+    counts: dict[str, int] = {}
+    raw: dict[str, int] = {}
+    pairs = 0
     for path in sorted(datadir.glob("**/tables/*.db")):
+        table = path.name.rsplit("-", 1)[0]  # join-3.db -> join
         db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
-            for key in db.keys():  # noqa: SIM118 - a rocksdict iterator, not a dict
-                assert isinstance(key, bytes)  # a raw-mode DB
+            for key, value in db.items():
+                assert isinstance(key, bytes) and isinstance(value, bytes)  # a raw-mode DB
                 if key in IGNORED:
                     continue
-                total += 1
-                if path.name.startswith("join-") and key[:1] == keys.PAIR:
+                counts[table] = counts.get(table, 0) + 1
+                raw[table] = raw.get(table, 0) + len(key) + len(value)
+                if table == "join" and key[:1] == keys.PAIR:
                     pairs += 1
         finally:
             db.close()
-    return total, pairs
+    return LiveState(counts, raw, pairs)
 
 
 async def wait_committed(
@@ -235,14 +255,18 @@ async def wait_committed(
     timeout_s: float,
     workers: Iterable[WorkerProcess],
     what: str,
+    cpu: CpuSamples | None = None,
 ) -> float:
     """Poll the group's offsets until every partition of `ends` is committed up to it; the
-    epoch time it was seen. A worker that dies meanwhile is an error."""
+    epoch time it was seen. A worker that dies meanwhile is an error. With `cpu`, the CPU
+    seconds of its worker are sampled at every poll."""
     admin = AIOKafkaAdminClient(**kafka_options(settings))
     await admin.start()
     deadline = time.monotonic() + timeout_s
     try:
         while True:
+            if cpu is not None:
+                cpu.sample()
             if await committed_up_to(admin, settings, ends):
                 return time.time()
             for worker in workers:
@@ -253,6 +277,34 @@ async def wait_committed(
             await asyncio.sleep(POLL_S)
     finally:
         await admin.close()
+
+
+@dataclass
+class CpuSamples:
+    """A worker's CPU seconds over wall time, so that a span read from its log afterwards
+    gets its CPU cost: restore keys per CPU-second do not depend on how busy the machine was."""
+
+    worker: WorkerProcess
+    samples: list[tuple[float, float]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        if self.worker.pid is not None and self.worker.alive():
+            self.samples.append((time.time(), cpu_seconds(self.worker.pid)))
+
+    def at(self, when: float) -> float | None:
+        """CPU seconds at `when`, from the samples either side (linear between them)."""
+        before = [s for s in self.samples if s[0] <= when]
+        after = [s for s in self.samples if s[0] >= when]
+        if not before or not after:
+            return None
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        return c0 if t1 == t0 else c0 + (c1 - c0) * (when - t0) / (t1 - t0)
+
+    def between(self, start: float | None, end: float | None) -> float | None:
+        if start is None or end is None:
+            return None
+        first, last = self.at(start), self.at(end)
+        return None if first is None or last is None else last - first
 
 
 async def send_after(settings: Settings, models: int, tag: str) -> dict[TopicPartition, int]:
@@ -283,12 +335,15 @@ async def settled(workers: list[WorkerProcess], timeout_s: float) -> None:
 
 
 async def restore_figures(
-    settings: Settings, log: Path, since: float, prefix: str = ""
+    settings: Settings, log: Path, since: float, prefix: str = "", cpu: CpuSamples | None = None
 ) -> dict[str, Any]:
     restore = parse_restore(since_last_start(log), since)
     records, nbytes = await read_ranges(settings, restore.ranges)
     seconds = restore.seconds
+    cpu_s = None if cpu is None else cpu.between(restore.started_at, restore.done_at)
     return {
+        f"{prefix}restore_cpu_s": None if cpu_s is None else round(cpu_s, 2),
+        f"{prefix}restore_keys_per_cpu_s": round(records / cpu_s, 1) if cpu_s else None,
         f"{prefix}restore_s": round(seconds, 3),
         f"{prefix}restore_keys": records,
         f"{prefix}restore_bytes": nbytes,
@@ -320,19 +375,22 @@ async def cold_phase(
         ends = await send_after(phase, models, "after")
         began = time.time()
         worker = WorkerProcess(phase, log).start()
+        cpu = CpuSamples(worker)
         try:
-            seen = await wait_committed(phase, ends, DRAIN_TIMEOUT_S, [worker], "cold restore")
+            seen = await wait_committed(phase, ends, DRAIN_TIMEOUT_S, [worker], "cold restore", cpu)
         finally:
             worker.stop()
-        result = await restore_figures(phase, log, began)
-        live, pairs = live_state(Path(phase.datadir))
+        result = await restore_figures(phase, log, began, cpu=cpu)
+        live = live_state(Path(phase.datadir))
         result.update(
             first_record_after_s=round(seen - began, 2),
             events=backlog.events,
             cold_join_s=round(joined_s, 2),
-            state_live_keys=live,
-            state_pairs=pairs,
-            restore_keys_per_live_key=round(result["restore_keys"] / max(live, 1), 3),
+            state_live_keys=live.total_keys,
+            state_pairs=live.pairs,
+            **{f"state_keys_{table}": count for table, count in live.keys.items()},
+            **{f"state_raw_bytes_{table}": count for table, count in live.raw_bytes.items()},
+            restore_keys_per_live_key=round(result["restore_keys"] / max(live.total_keys, 1), 3),
             restore_bytes_per_key=round(
                 result["restore_bytes"] / max(result["restore_keys"], 1), 1
             ),
@@ -380,11 +438,14 @@ async def standby_phases(
         second.start()
         await wait_healthy([first, second], SETTLE_TIMEOUT_S)
         await wait_committed(phase, backlog.ends, DRAIN_TIMEOUT_S, [first, second], "drain")
+        cpu = CpuSamples(second)
+        cpu.sample()
         stopped = time.time()
         first.stop()
+        cpu.sample()
         ends = await send_after(phase, models, "after")
-        seen = await wait_committed(phase, ends, SETTLE_TIMEOUT_S, [second], "takeover")
-        result.update(await restore_figures(phase, logs[1], stopped, "standby_"))
+        seen = await wait_committed(phase, ends, SETTLE_TIMEOUT_S, [second], "takeover", cpu)
+        result.update(await restore_figures(phase, logs[1], stopped, "standby_", cpu))
         result["standby_first_record_after_s"] = round(seen - stopped, 2)
         say(
             f"  the survivor restored {result['standby_restore_keys']:,} keys in "
@@ -396,8 +457,19 @@ async def standby_phases(
             ("failover_fast", fast_session_timeout_s),
         ):
             first = WorkerProcess(one.model_copy(update={"session_timeout_s": timeout}), logs[0])
+            restarted = time.time()
             first.start()
             await settled([first, second], SETTLE_TIMEOUT_S)
+            # its disk kept (a persistent volume): what it restored before it served again
+            again = "restart" if name == "failover" else "restart_after_kill"
+            restart = await restore_figures(phase, logs[0], restarted, f"{again}_")
+            result.update(
+                {
+                    f"{again}_restore_keys": restart[f"{again}_restore_keys"],
+                    f"{again}_restore_s": restart[f"{again}_restore_s"],
+                    f"{again}_settled_s": round(time.time() - restarted, 2),
+                }
+            )
             killed = time.time()
             first.kill("SIGKILL by bench-recovery")
             if first.process is not None:
@@ -448,6 +520,8 @@ async def run_recovery_bench(
         "batch_size": batch_size,
         "models": models,
         "session_timeout_s": settings.session_timeout_s,
+        "cpus": os.cpu_count(),
+        "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
     try:
         result.update(await cold_phase(base, workdir, events, batch_size, models, say))
@@ -458,6 +532,7 @@ async def run_recovery_bench(
         )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
     out = Path(__file__).resolve().parents[1] / "var" / "bench" / "recovery.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

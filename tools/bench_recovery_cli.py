@@ -17,8 +17,8 @@ def _seconds(value: Any) -> str:
     return "-" if value is None else f"{value:,.2f} s"
 
 
-def _rate(value: Any, unit: str) -> str:
-    return "-" if value is None else f"{value:,.1f} {unit}"
+def _rate(value: Any, unit: str, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f} {unit}".strip()
 
 
 def table(result: dict[str, Any]) -> Any:
@@ -29,6 +29,10 @@ def table(result: dict[str, Any]) -> Any:
         title=f"runway bench-recovery: {result['events']:,} events joined, "
         f"{result['partitions']} partitions, {result['state_live_keys']:,} live state keys"
     )
+    out.caption = (
+        f"load average {result['load_average_1m_at_start']} at the start, "
+        f"{result['load_average_1m_at_end']} at the end, {result['cpus']} CPUs"
+    )
     out.add_column("measure")
     out.add_column("no standby (cold)", justify="right")
     out.add_column("standby replica", justify="right")
@@ -36,7 +40,8 @@ def table(result: dict[str, Any]) -> Any:
         ("restore_s", "restore_s", _seconds),
         ("restore_keys", "restore_keys", lambda v: f"{v:,}"),
         ("restore_keys_per_s", "restore_keys_per_s", lambda v: _rate(v, "keys/s")),
-        ("restore_mb_per_s", "restore_mb_per_s", lambda v: _rate(v, "MB/s")),
+        ("restore_mb_per_s", "restore_mb_per_s", lambda v: _rate(v, "MB/s", 3)),
+        ("restore keys per worker CPU-s", "restore_keys_per_cpu_s", lambda v: _rate(v, "")),
         ("first_record_after_s", "first_record_after_s", _seconds),
     ):
         out.add_row(label, show(result[key]), show(result[f"standby_{key}"]))
