@@ -50,13 +50,21 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from rocksdict import AccessType, Options, Rdict
+from rocksdict import (
+    AccessType,
+    BottommostLevelCompaction,
+    CompactOptions,
+    Options,
+    Rdict,
+    WriteBatch,
+)
 
 from config.connections import kafka_options
 from config.settings import Settings
 from stack.processes import START_MARK, WorkerProcess, wait_healthy
 from tables import keys
 from tools.bench import backlog_spec, bench_settings, cleanup, cpu_seconds, preload
+from tools.bench_state import COPY_BATCH_KEYS, worker_db_options
 from tools.bench_sweep import IGNORED, committed_up_to, input_ends
 
 POLL_S = 0.2
@@ -216,11 +224,14 @@ async def read_ranges(settings: Settings, ranges: dict[Tp, tuple[int, int]]) -> 
 
 @dataclass(frozen=True)
 class LiveState:
-    """What a stopped worker's data directory holds: live keys and their raw bytes (key +
-    value as stored) per table, the checkpoint marker and Faust's offset key left out."""
+    """What a stopped worker's data directory holds per table: live keys, their raw bytes
+    (key + value as stored) and the SST bytes they take once copied to a fresh DB with the
+    worker's own options and compacted (as `runway bench`'s state phases measure); the
+    checkpoint marker and Faust's offset key left out."""
 
     keys: dict[str, int]
     raw_bytes: dict[str, int]
+    sst_bytes: dict[str, int]
     pairs: int  # the join's pair keys
 
     @property
@@ -228,25 +239,42 @@ class LiveState:
         return sum(self.keys.values())
 
 
-def live_state(datadir: Path) -> LiveState:
+def live_state(datadir: Path, options: Callable[[], Options], scratch: Path) -> LiveState:
     counts: dict[str, int] = {}
     raw: dict[str, int] = {}
+    sst: dict[str, int] = {}
     pairs = 0
+    force = CompactOptions()
+    force.set_bottommost_level_compaction(BottommostLevelCompaction.force())
     for path in sorted(datadir.glob("**/tables/*.db")):
         table = path.name.rsplit("-", 1)[0]  # join-3.db -> join
-        db = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        source = Rdict(str(path), Options(raw_mode=True), access_type=AccessType.read_only())
+        copy_path = str(scratch / path.name)
+        copy = Rdict(copy_path, options())
         try:
-            for key, value in db.items():
+            batch = WriteBatch(raw_mode=True)
+            for key, value in source.items():
                 assert isinstance(key, bytes) and isinstance(value, bytes)  # a raw-mode DB
                 if key in IGNORED:
                     continue
+                batch.put(key, value)
                 counts[table] = counts.get(table, 0) + 1
                 raw[table] = raw.get(table, 0) + len(key) + len(value)
                 if table == "join" and key[:1] == keys.PAIR:
                     pairs += 1
+                if len(batch) >= COPY_BATCH_KEYS:
+                    copy.write(batch)
+                    batch = WriteBatch(raw_mode=True)
+            if len(batch):
+                copy.write(batch)
+            copy.flush()
+            copy.compact_range(None, None, force)
+            sst[table] = sst.get(table, 0) + sum(int(f["size"]) for f in copy.live_files())
         finally:
-            db.close()
-    return LiveState(counts, raw, pairs)
+            copy.close()
+            source.close()
+            Rdict.destroy(copy_path, options())
+    return LiveState(counts, raw, sst, pairs)
 
 
 async def wait_committed(
@@ -381,7 +409,9 @@ async def cold_phase(
         finally:
             worker.stop()
         result = await restore_figures(phase, log, began, cpu=cpu)
-        live = live_state(Path(phase.datadir))
+        scratch = workdir / "cold" / "compacted"
+        scratch.mkdir()
+        live = live_state(Path(phase.datadir), worker_db_options(phase), scratch)
         result.update(
             first_record_after_s=round(seen - began, 2),
             events=backlog.events,
@@ -390,6 +420,7 @@ async def cold_phase(
             state_pairs=live.pairs,
             **{f"state_keys_{table}": count for table, count in live.keys.items()},
             **{f"state_raw_bytes_{table}": count for table, count in live.raw_bytes.items()},
+            **{f"state_sst_bytes_{table}": count for table, count in live.sst_bytes.items()},
             restore_keys_per_live_key=round(result["restore_keys"] / max(live.total_keys, 1), 3),
             restore_bytes_per_key=round(
                 result["restore_bytes"] / max(result["restore_keys"], 1), 1
