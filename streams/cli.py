@@ -22,6 +22,7 @@ from streams.worker import build_worker
 from tools.bench import register as register_bench
 from tools.bench_recovery_cli import register as register_bench_recovery
 from tools.demo import register as register_demo
+from tools.dr_drill import register as register_dr_drill
 from tools.generate_cli import register as register_generate
 from tools.isolation_cli import register as register_bench_isolation
 from tools.schema_docs import register as register_schemas
@@ -58,6 +59,7 @@ def build() -> faust.App:
     register_retrain(app, settings)
     register_bench_isolation(app, settings)
     register_bench_recovery(app, settings)
+    register_dr_drill(app, settings)
     cli.help = HELP
     return app
 
