@@ -18,6 +18,7 @@ from registry.recovery_cli import register as register_recovery
 from retrain.cli import register as register_retrain
 from stack.commands import register as register_stack
 from streams.app import create_app
+from streams.backtest_cli import register as register_backtest
 from streams.worker import build_worker
 from tools.bench import register as register_bench
 from tools.bench_recovery_cli import register as register_bench_recovery
@@ -57,6 +58,7 @@ def build() -> faust.App:
     register_recovery(app, settings)
     register_autoscale(app, settings)
     register_retrain(app, settings)
+    register_backtest(app, settings)
     register_bench_isolation(app, settings)
     register_bench_recovery(app, settings)
     register_dr_drill(app, settings)
