@@ -278,6 +278,16 @@ class Settings(BaseSettings):
         10, description="PSI is taken over this many reference-quantile bins."
     )
     staleness_psi_epsilon: float = Field(1e-4, description="Share used for an empty bin in PSI.")
+    staleness_psi_noise_z: float = Field(
+        3.0,
+        description="PSI counts only beyond its no-drift mean plus this many no-drift standard "
+        "deviations, (B-1)c + z sqrt(2(B-1))c with c = 1/n_ref + 1/n_recent (issue 15).",
+    )
+    staleness_calibration_max_ece: float = Field(
+        0.05,
+        description="Binary scores estimate performance while labels are missing (CBPE) only if "
+        "their expected calibration error over the reference is at most this (issue 15).",
+    )
     staleness_max_age_ms: int = Field(
         30 * DAY_MS, description="Maximum model age unless the registry says otherwise."
     )

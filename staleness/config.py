@@ -34,6 +34,11 @@ class StalenessConfig:
     psi_significant: float = 0.2
     psi_bins: int = 10
     psi_epsilon: float = 1e-4
+    psi_noise_z: float = 3.0  # PSI counts beyond its null mean + this many null deviations
+    calibration_max_ece: float = 0.05  # scores estimate performance only when this calibrated
+    # performance is also judged over the last k hours that have labels (labels an hour late
+    # leave a 1h window empty): k of these, ending at the newest labelled hour
+    labelled_spans_h: tuple[int, ...] = (1, 2, 4, 8)
     max_age_ms: int = 30 * DAY_MS
     age_warning_fraction: float = 0.8
     warning_score: float = 0.4
@@ -57,6 +62,8 @@ def from_settings(settings: Settings) -> StalenessConfig:
         psi_significant=settings.staleness_psi_significant,
         psi_bins=settings.staleness_psi_bins,
         psi_epsilon=settings.staleness_psi_epsilon,
+        psi_noise_z=settings.staleness_psi_noise_z,
+        calibration_max_ece=settings.staleness_calibration_max_ece,
         max_age_ms=settings.staleness_max_age_ms,
         age_warning_fraction=settings.staleness_age_warning_fraction,
         warning_score=settings.staleness_warning_score,

@@ -12,12 +12,23 @@ bins are first merged into `groups` (default 10) runs of about equal reference m
 order (reference deciles). What remains of sampling noise is the expected PSI of two samples of
 one distribution, about (groups - 1) * (1/n_ref + 1/n_recent) (PSI is a symmetric chi-square
 divergence); `noise_floor` gives it so the verdict can weigh it and require enough predictions.
+
+Alarms that do not grow with traffic: with B bins fixed and both samples drawn from one
+distribution, PSI / (1/n_ref + 1/n_recent) tends to a chi-square with B - 1 degrees of freedom
+(Yurdakul, "Statistical properties of the population stability index", Western Michigan
+University, 2018; PSI is Jeffreys' divergence, whose two-sample statistic is asymptotically
+chi-square like Pearson's). So under no drift PSI has mean (B-1)c and standard deviation
+sqrt(2(B-1))c with c = 1/n_ref + 1/n_recent. The verdict judges `beyond_noise`: PSI less that
+mean and `z` of those deviations (`RUNWAY_STALENESS_PSI_NOISE_Z`, default 3), so a window of 40
+predictions cannot cross a band on noise alone, and a window of a million is judged on nearly
+its raw PSI. B is the number of runs actually compared (after merging, or the categories).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 Band = Literal["stable", "moderate", "significant"]
@@ -93,6 +104,23 @@ def noise_floor(groups: int, n_reference: int, n_recent: int) -> float:
     return (groups - 1) * (1 / n_reference + 1 / n_recent)
 
 
+def noise_sd(groups: int, n_reference: int, n_recent: int) -> float:
+    """Standard deviation of PSI under no drift: sqrt(2 (groups - 1)) (1/n_ref + 1/n_recent)."""
+    if n_reference <= 0 or n_recent <= 0:
+        return math.inf
+    return math.sqrt(2 * max(groups - 1, 0)) * (1 / n_reference + 1 / n_recent)
+
+
+def noise_allowance(groups: int, n_reference: int, n_recent: int, z: float) -> float:
+    """What PSI may reach on sampling noise alone: its null mean plus `z` deviations."""
+    return noise_floor(groups, n_reference, n_recent) + z * noise_sd(groups, n_reference, n_recent)
+
+
+def beyond_noise(value: float, groups: int, n_reference: int, n_recent: int, z: float) -> float:
+    """PSI less its noise allowance, at least 0 (what the verdict's drift score ramps on)."""
+    return max(value - noise_allowance(groups, n_reference, n_recent, z), 0.0)
+
+
 def band(value: float, moderate: float = 0.1, significant: float = 0.2) -> Band:
     if value < moderate:
         return "stable"
@@ -105,19 +133,38 @@ def feature_psi(
     groups: int = 10,
     epsilon: float = 1e-4,
 ) -> dict[str, float]:
-    """PSI per feature present on both sides (histograms: bin or category -> count).
+    """PSI per feature present on both sides (histograms: bin or category -> count)."""
+    return {name: f.psi for name, f in feature_drift(reference, recent, groups, epsilon).items()}
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    psi: float
+    groups: int  # runs (numeric) or categories compared: the B of the noise allowance
+    n_reference: int
+    n_recent: int
+
+
+def feature_drift(
+    reference: Mapping[str, Mapping[str, int]],
+    recent: Mapping[str, Mapping[str, int]],
+    groups: int = 10,
+    epsilon: float = 1e-4,
+) -> dict[str, FeatureDrift]:
+    """PSI per feature present on both sides, with what its noise allowance needs.
 
     Numeric bins (names `bin_value` can order) are merged into reference deciles like scores;
     categorical ones (any other name) are compared category by category.
     """
-    out: dict[str, float] = {}
+    out: dict[str, FeatureDrift] = {}
     for name in sorted(set(reference) & set(recent)):
         ref, rec = reference[name], recent[name]
         try:
-            value = histogram_psi(ref, rec, groups, epsilon)
+            ref_runs, rec_runs = coarsen(ref, rec, groups)
         except ValueError:  # categories: no order, no merging
             cats = sorted(set(ref) | set(rec))
-            value = psi([ref.get(c, 0) for c in cats], [rec.get(c, 0) for c in cats], epsilon)
+            ref_runs, rec_runs = [ref.get(c, 0) for c in cats], [rec.get(c, 0) for c in cats]
+        value = psi(ref_runs, rec_runs, epsilon)
         if not math.isnan(value):
-            out[name] = value
+            out[name] = FeatureDrift(value, len(ref_runs), sum(ref_runs), sum(rec_runs))
     return out

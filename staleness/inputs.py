@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from config.windows import Window
+from config.windows import HOUR_MS, Window
 from staleness.config import StalenessConfig
 from staleness.reference import DEFAULT_LOOKBACK_MS, Reader, load_reference
-from tables import keys
+from tables import aggregates, keys
 from tables import read as state
 
 Hist = Mapping[str, int]
@@ -48,6 +48,8 @@ class ModelSignals:
     facts: VersionFacts = field(default_factory=VersionFacts)
     feature_reference: Mapping[str, Hist] = field(default_factory=dict)
     feature_recent: Mapping[str, Hist] = field(default_factory=dict)
+    # span name ("2h labelled") -> merged hour buckets of the last labelled hours (`labelled`)
+    labelled: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     @property
     def reference_complete(self) -> bool:
@@ -72,6 +74,43 @@ def current_version(
     return best
 
 
+def labelled_spans(
+    read: Reader,
+    model_id: str,
+    version: str,
+    now_ms: int,
+    cfg: StalenessConfig,
+    horizon_ms: int,
+) -> dict[str, dict[str, Any]]:
+    """The last k hours that have labels, for k in `cfg.labelled_spans_h`.
+
+    Labels arrive after their predictions, so a sliding window ending at the clock holds few of
+    them while labels are an hour or more late: a 1h window never gets any. These spans end at
+    the newest 1-hour bucket (within `horizon_ms` of the clock) whose label coverage reaches
+    `min_label_coverage`, so a drop is judged as soon as the labels that show it are in,
+    whatever their delay. Event-time only: replays give the same spans."""
+    newest = now_ms // HOUR_MS * HOUR_MS
+    hours = [
+        newest - i * HOUR_MS for i in range(max(horizon_ms // HOUR_MS, 1)) if newest >= i * HOUR_MS
+    ]
+    buckets = [state.hour(read, model_id, version, start) or {} for start in hours]
+    frontier = next(
+        (
+            i
+            for i, b in enumerate(buckets)
+            if b.get("lab", 0) and b["lab"] >= cfg.min_label_coverage * b.get("n", 0)
+        ),
+        None,
+    )
+    if frontier is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for k in cfg.labelled_spans_h:
+        if frontier + k <= len(buckets):
+            out[f"{k}h labelled"] = aggregates.merge(buckets[frontier : frontier + k])
+    return out
+
+
 def staleness_inputs(
     read: Reader,
     model_id: str,
@@ -90,6 +129,7 @@ def staleness_inputs(
     assert version is not None
     recent = {w.name: window_aggregate(read, model_id, version, w, now_ms) for w in cfg.windows}
     ref = load_reference(read, model_id, version, now_ms, cfg, lookback_ms)
+    longest = max(w.length_ms for w in cfg.windows)
     return ModelSignals(
         model_id=model_id,
         version=version,
@@ -103,4 +143,5 @@ def staleness_inputs(
         # features drift is judged on the shortest recent window (the most sensitive)
         feature_reference=ref["agg"].get("fh", {}) if ref else {},
         feature_recent=recent[shortest.name].get("fh", {}),
+        labelled=labelled_spans(read, model_id, version, now_ms, cfg, longest),
     )

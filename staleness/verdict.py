@@ -5,21 +5,29 @@ Each signal maps to a score in [0, 1] by a ramp through two anchors: its warning
 (capped at 1):
 
     performance  degradation beyond noise   5 % -> 0.4, 10 % -> 0.7   (performance.py)
-    drift        PSI (worst window/feature) 0.1 -> 0.4, 0.2 -> 0.7    (drift.py)
+    estimated    the same, from scores alone 5 % -> 0.4, 10 % -> 0.7  (estimate.py)
+    drift        PSI beyond its noise       0.1 -> 0.4, 0.2 -> 0.7    (drift.py)
+                 (worst window/feature)
     age          age / max age              0.8 -> 0.4, 1.0 -> 0.7    (age.py)
 
 The model's score is the worst signal's (any one of them is reason enough to act), and the state
 is STALE at score >= 0.7, WARNING at >= 0.4, else FRESH. `basis` lists the signals that could be
 computed. Degradation, as the seed asks:
 - ground truth delayed (no recent window has `min_labels` labels at `min_label_coverage`):
-  performance is left out, the verdict rests on drift and age, and says so;
+  performance is left out, the verdict rests on drift and age, and says so; for a binary
+  model whose scores were calibrated over the reference, performance estimated from the scores
+  (CBPE, `estimate.py`) joins as its own signal, "estimated performance". The event schema stays
+  version 1: `basis` keeps its three values (an estimate is not a measured performance), the
+  estimate's figures and score are in `metrics` (`performance_estimated`,
+  `score_estimated_performance`, `estimated_metric_value`, ...) and the reason names it;
 - drift not computable (no complete reference window, or fewer than `min_predictions` on a
   side): drift is left out, the verdict rests on age and performance, and says so.
 
 `uncertainty` is a documented heuristic in [0, 1]: 1 - (1 - u_perf)(1 - u_drift)(1 - u_age),
 where a missing signal contributes its weight (performance 0.4, drift 0.3, age 0.1) and a
 measured one its weight times its noise share (performance: noise / stale level; drift: noise
-floor / moderate band; age: 0). No signal at all gives 1.
+allowance / moderate band; age: 0); an estimated performance counts at least half its weight
+(it is an estimate). No signal at all gives 1.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from staleness import drift, performance
+from staleness import drift, estimate, performance
 from staleness.age import AgeAssessment, assess_age
 from staleness.config import StalenessConfig
 from staleness.inputs import ModelSignals
@@ -36,6 +44,7 @@ from tables import aggregates
 
 State = Literal["FRESH", "WARNING", "STALE"]
 Signal = Literal["performance", "drift", "age"]
+Judged = Literal["performance", "estimated_performance", "drift", "age"]
 WEIGHTS: dict[Signal, float] = {"performance": 0.4, "drift": 0.3, "age": 0.1}
 _DAY_MS = 24 * 3_600_000
 
@@ -61,6 +70,8 @@ class DriftAssessment:
     predictions: int
     reference_predictions: int
     features: dict[str, float]
+    excess: float = 0.0  # PSI beyond its noise allowance: what the score ramps on
+    allowance: float = 0.0  # null mean + psi_noise_z null deviations
 
 
 def ramp(x: float, warn_at: float, stale_at: float, cfg: StalenessConfig) -> float:
@@ -96,7 +107,7 @@ def assess_performance(
     """The worst judged window (largest excess), and whether ground truth is delayed."""
     metric = performance.primary_metric(s.task, cfg.binary_metric)
     judged = []
-    for name, agg in s.recent.items():
+    for name, agg in (*s.recent.items(), *s.labelled.items()):
         m = performance.measure(agg, s.task, metric)
         if performance.usable(m, cfg.min_labels, cfg.min_label_coverage):
             assert m is not None
@@ -111,40 +122,110 @@ def assess_performance(
 
 
 def assess_drift(s: ModelSignals, cfg: StalenessConfig) -> DriftAssessment | None:
+    """The worst score or feature PSI beyond its noise, over windows with enough predictions."""
     if s.reference is None or not s.reference_complete:
         return None
     ref_hist = s.reference.get("sh", {})
     n_ref = sum(ref_hist.values())
     if n_ref < cfg.min_predictions:
         return None
-    best: DriftAssessment | None = None
-    for name, agg in s.recent.items():
+    z = cfg.psi_noise_z
+    found: list[DriftAssessment] = []
+    for name, agg in sorted(s.recent.items(), key=lambda kv: sum(kv[1].get("sh", {}).values())):
         hist = agg.get("sh", {})
         n = sum(hist.values())
         if n < cfg.min_predictions:
             continue
-        value = drift.histogram_psi(ref_hist, hist, cfg.psi_bins, cfg.psi_epsilon)
-        floor = drift.noise_floor(cfg.psi_bins, n_ref, n)
-        if best is None or value > best.psi:
-            best = DriftAssessment(value, name, floor, n, n_ref, {})
-    if best is None:
-        return None
-    features = drift.feature_psi(
-        s.feature_reference, s.feature_recent, cfg.psi_bins, cfg.psi_epsilon
-    )
-    worst = max(features.items(), key=lambda kv: kv[1], default=None)
-    if worst is not None and worst[1] > best.psi:
-        return DriftAssessment(
-            worst[1], f"feature:{worst[0]}", best.noise_floor, best.predictions, n_ref, features
+        ref_runs, rec_runs = drift.coarsen(ref_hist, hist, cfg.psi_bins)
+        value = drift.psi(ref_runs, rec_runs, cfg.psi_epsilon)
+        k = len(ref_runs)
+        floor = drift.noise_floor(k, n_ref, n)
+        allowance = drift.noise_allowance(k, n_ref, n, z)
+        per_feature = drift.feature_drift(
+            s.reference.get("fh", {}), agg.get("fh", {}), cfg.psi_bins, cfg.psi_epsilon
         )
-    return DriftAssessment(
-        best.psi, best.window, best.noise_floor, best.predictions, n_ref, features
-    )
+        features = {f: d.psi for f, d in per_feature.items()}
+        found.append(
+            DriftAssessment(value, name, floor, n, n_ref, features, max(value - allowance, 0.0),
+                            allowance)
+        )  # fmt: skip
+        for f, d in per_feature.items():
+            if min(d.n_reference, d.n_recent) < cfg.min_predictions:
+                continue
+            f_allow = drift.noise_allowance(d.groups, d.n_reference, d.n_recent, z)
+            found.append(
+                DriftAssessment(
+                    d.psi,
+                    f"feature:{f}",
+                    drift.noise_floor(d.groups, d.n_reference, d.n_recent),
+                    d.n_recent,
+                    d.n_reference,
+                    features,
+                    max(d.psi - f_allow, 0.0),
+                    f_allow,
+                )
+            )
+    if not found:
+        return None
+    # the worst beyond noise; among equals (all within noise) the shortest window's raw PSI
+    return max(found, key=lambda d: (d.excess, d.psi if d.excess else 0.0))
+
+
+@dataclass(frozen=True)
+class EstimateAssessment:
+    assessment: performance.Assessment
+    ece: float
+    accuracy: float
+    roc_auc: float
+
+
+def assess_estimate(
+    s: ModelSignals, cfg: StalenessConfig
+) -> tuple[EstimateAssessment | None, str | None, float | None]:
+    """Performance from scores alone (CBPE), the reason it is left out, and the reference ECE.
+
+    Only for binary models, once the reference is complete and its scores calibrated."""
+    if s.task != "binary" or s.reference is None or not s.reference_complete:
+        return None, None, None
+    cal = estimate.calibration(s.reference.get("shp", {}), s.reference.get("shn", {}))
+    if cal.labeled < cfg.min_labels:
+        why = "too few labelled reference predictions to check the scores' calibration"
+        return None, f"performance not estimated: {why}", None
+    ece = round(cal.ece, 6)
+    if cal.ece > cfg.calibration_max_ece:
+        return (
+            None,
+            (
+                f"performance not estimated: scores not calibrated over the reference"
+                f" (ECE {cal.ece:.3f} > {cfg.calibration_max_ece:g})"
+            ),
+            ece,
+        )
+    metric = performance.primary_metric(s.task, cfg.binary_metric)
+    ref = estimate.estimate(s.reference.get("sh", {}), metric)
+    if ref is None:
+        return None, None, ece
+    baseline = performance.Baseline(metric, ref.value, ref.se, ref.bound, "reference estimate")
+    judged = []
+    for name, agg in s.recent.items():
+        hist = agg.get("sh", {})
+        if sum(hist.values()) < cfg.min_predictions:
+            continue
+        m = estimate.estimate(hist, metric)
+        if m is not None:
+            judged.append((name, hist, performance.assess(name, m, baseline, cfg.noise_z)))
+    if not judged:
+        return None, None, ece
+    name, hist, worst = max(judged, key=lambda j: (j[2].excess, j[2].degradation))
+    acc, _ = estimate.expected_accuracy(hist)
+    auc, _, _ = estimate.expected_roc_auc(hist)
+    return EstimateAssessment(worst, ece, acc, auc), None, ece
 
 
 def judge(s: ModelSignals, cfg: StalenessConfig) -> Verdict:
     perf, delayed = assess_performance(s, cfg)
     drift_ = assess_drift(s, cfg)
+    est, est_note, ece = assess_estimate(s, cfg) if perf is None and delayed else (None, None, None)
     age = assess_age(
         s.event_time_ms,
         s.facts.max_age_ms or cfg.max_age_ms,
@@ -152,21 +233,36 @@ def judge(s: ModelSignals, cfg: StalenessConfig) -> Verdict:
         s.facts.deployed_at_ms,
         s.reference_start_ms,
     )
-    scores: dict[Signal, float] = {}
+    scores: dict[Judged, float] = {}
     u: dict[Signal, float] = dict(WEIGHTS)
-    clauses: dict[Signal, str] = {}
-    metrics: dict[str, Any] = {"ground_truth_delayed": delayed, "drift_unavailable": drift_ is None}
+    clauses: dict[Judged, str] = {}
+    metrics: dict[str, Any] = {
+        "ground_truth_delayed": delayed,
+        "drift_unavailable": drift_ is None,
+        "performance_estimated": est is not None,
+    }
     metrics.update(window_counts(s, cfg))
     if perf is not None:
         scores["performance"] = ramp(perf.excess, cfg.perf_warning, cfg.perf_stale, cfg)
         u["performance"] = WEIGHTS["performance"] * min(1.0, perf.noise / cfg.perf_stale)
         clauses["performance"] = _perf_clause(perf)
         metrics.update(_perf_metrics(perf))
+    if ece is not None:
+        metrics["calibration_ece"] = ece
+    if est is not None:
+        e = est.assessment
+        scores["estimated_performance"] = ramp(e.excess, cfg.perf_warning, cfg.perf_stale, cfg)
+        u["performance"] = WEIGHTS["performance"] * max(0.5, min(1.0, e.noise / cfg.perf_stale))
+        clauses["estimated_performance"] = "estimated " + _perf_clause(e) + " from scores alone"
+        metrics.update(_estimate_metrics(est))
     if drift_ is not None:
-        scores["drift"] = ramp(drift_.psi, cfg.psi_moderate, cfg.psi_significant, cfg)
-        u["drift"] = WEIGHTS["drift"] * min(1.0, drift_.noise_floor / cfg.psi_moderate)
-        band = drift.band(drift_.psi, cfg.psi_moderate, cfg.psi_significant)
-        clauses["drift"] = f"PSI {drift_.psi:.3f} ({band}) over the last {drift_.window}"
+        scores["drift"] = ramp(drift_.excess, cfg.psi_moderate, cfg.psi_significant, cfg)
+        u["drift"] = WEIGHTS["drift"] * min(1.0, drift_.allowance / cfg.psi_moderate)
+        band = drift.band(drift_.excess, cfg.psi_moderate, cfg.psi_significant)
+        clauses["drift"] = (
+            f"PSI {drift_.psi:.3f} ({drift_.excess:.3f} beyond noise, {band})"
+            f" over the last {drift_.window}"
+        )
         metrics.update(_drift_metrics(drift_, band))
     if age is not None:
         scores["age"] = ramp(age.fraction, cfg.age_warning_fraction, 1.0, cfg)
@@ -177,17 +273,21 @@ def judge(s: ModelSignals, cfg: StalenessConfig) -> Verdict:
         )
         metrics.update(_age_metrics(age))
     basis: list[Signal] = [sig for sig in ("performance", "drift", "age") if sig in scores]
+    judged: list[Judged] = [
+        sig for sig in ("performance", "estimated_performance", "drift", "age") if sig in scores
+    ]
     for sig, value in scores.items():
         metrics[f"score_{sig}"] = round(value, 6)
-    if not basis:
-        reason = "FRESH by default: no signal can be computed yet" + _notes(s, [], delayed, drift_)
+    if not judged:
+        reason = "FRESH by default: no signal can be computed yet"
+        reason += _notes(s, [], delayed, drift_, est_note)
         return Verdict("FRESH", 0.0, [], 1.0, reason + ".", s.event_time_ms, metrics, delayed, True)
     score = max(scores.values())
     state = state_of(score, cfg)
     uncertainty = 1 - math.prod(1 - v for v in u.values())
-    ordered = sorted(basis, key=lambda sig: -scores[sig])
+    ordered = sorted(judged, key=lambda sig: -scores[sig])
     reason = f"{state}: " + ", ".join(clauses[sig] for sig in ordered)
-    reason += _notes(s, basis, delayed, drift_) + "."
+    reason += _notes(s, judged, delayed, drift_, est_note) + "."
     return Verdict(
         state,
         round(score, 6),
@@ -202,20 +302,42 @@ def judge(s: ModelSignals, cfg: StalenessConfig) -> Verdict:
 
 
 def _notes(
-    s: ModelSignals, basis: list[Signal], delayed: bool, drift_: DriftAssessment | None
+    s: ModelSignals,
+    judged: list[Judged],
+    delayed: bool,
+    drift_: DriftAssessment | None,
+    estimate_note: str | None = None,
 ) -> str:
     missing = []
     if delayed:
         missing.append("ground truth delayed")
-    elif "performance" not in basis:
+    elif "performance" not in judged:
         missing.append("no performance baseline yet")
     if drift_ is None:
         why = "no complete reference window" if not s.reference_complete else "too few predictions"
         missing.append(f"drift not computable ({why})")
+    aside = f" ({estimate_note})" if estimate_note is not None else ""
     if not missing:
-        return ""
-    on = " and ".join(basis) if basis else "nothing"
-    return f"; {' and '.join(missing)}, so judged on {on} only"
+        return aside
+    names = [sig.replace("_", " ") for sig in judged]
+    on = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names) or "nothing"
+    return f"; {' and '.join(missing)}, so judged on {on} only{aside}"
+
+
+def _estimate_metrics(est: EstimateAssessment) -> dict[str, Any]:
+    a = est.assessment
+    return {
+        "estimated_metric": a.recent.metric,
+        "estimated_metric_value": _finite(a.recent.value),
+        "estimated_metric_window": a.window,
+        "estimated_baseline_value": _finite(a.baseline.value),
+        "estimated_degradation": _finite(a.degradation),
+        "estimated_degradation_noise": _finite(a.noise),
+        "estimated_degradation_excess": _finite(a.excess),
+        "estimated_accuracy": _finite(est.accuracy),
+        "estimated_roc_auc": _finite(est.roc_auc),
+        "estimated_predictions": a.recent.labeled,
+    }
 
 
 def _perf_clause(a: performance.Assessment) -> str:
@@ -252,6 +374,8 @@ def _drift_metrics(d: DriftAssessment, band: str) -> dict[str, Any]:
         "psi_band": band,
         "psi_window": d.window,
         "psi_noise_floor": _finite(d.noise_floor),
+        "psi_noise_allowance": _finite(d.allowance),
+        "psi_excess": _finite(d.excess),
         "predictions": d.predictions,
         "reference_predictions": d.reference_predictions,
     }
