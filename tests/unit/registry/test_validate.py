@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from rich.console import Console
+
 from registry.graph import Edge
+from registry.recovery_cli import checks_table
 from registry.validate import (
     Check,
     PartitionState,
@@ -131,3 +134,15 @@ def test_under_min_isr_or_offline_is_failing() -> None:
 def test_a_missing_topic_is_degraded() -> None:
     found = brokers_check({1}, [_p(0, 1, [1], [1])], ["joined"], min_insync=1)
     assert found.status == Status.DEGRADED and found.figures["missing_topics"] == ["joined"]
+
+
+def test_the_table_shows_each_check_and_the_exit_code() -> None:
+    console = Console(width=200, record=True)
+    checks = [
+        Check("redis", Status.OK, "reachable"),
+        Check("views", Status.DEGRADED, "1 of 2 models older"),
+    ]
+    console.print(checks_table(checks))
+    text = console.export_text()
+    assert "validate-failover: degraded (exit 1)" in text
+    assert "redis" in text and "reachable" in text and "1 of 2 models older" in text
