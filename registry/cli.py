@@ -53,7 +53,10 @@ async def _read(
     """One read in a thread; an unreachable source is one line on stderr and exit code 1."""
     reader = reader_for(settings, api_url)
     try:
-        return reader.source, await asyncio.to_thread(work, reader)
+        found = await asyncio.to_thread(work, reader)
+        for warning in reader.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        return reader.source, found
     except (SQLAlchemyError, httpx.HTTPError, ApiError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"error: cannot read the registry ({reader.source}): {first}", file=sys.stderr)

@@ -26,6 +26,7 @@ Fleet = tuple[list[dict[str, Any]], dict[str, dict[str, Any] | None]]
 
 class FleetReader(Protocol):
     source: str
+    warnings: list[str]  # what the source said about its answers (stale cache, Redis down)
 
     def fleet(self) -> Fleet:
         """Every registered model and its latest verdict (None: none recorded)."""
@@ -46,6 +47,7 @@ class StoreReader:
     def __init__(self, store: Store, source: str = "database") -> None:
         self.store = store
         self.source = source
+        self.warnings: list[str] = []
 
     def _empty(self) -> bool:
         """A database no `runway api` or registry agent has used yet has no tables: no models
@@ -93,19 +95,35 @@ def read_token(settings: Settings) -> str | None:
 
 
 class ApiReader:
-    """The same reads through `runway api` (percent-encoded ids, the bearer token)."""
+    """The same reads through `runway api` (percent-encoded ids, the bearer token).
 
-    def __init__(self, base_url: str, token: str | None, timeout_s: float = 10.0) -> None:
+    The API answers from its cache while its database is down (`stale`) or with nothing
+    (`unavailable`); its warnings are kept so the command can say so instead of showing an
+    empty or old fleet as if it were the truth."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        timeout_s: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         base = base_url.rstrip("/")
-        self.client = httpx.Client(base_url=base, headers=headers, timeout=timeout_s)
+        self.client = httpx.Client(
+            base_url=base, headers=headers, timeout=timeout_s, transport=transport
+        )
         self.source = f"API {base_url}"
+        self.warnings: list[str] = []
 
     def _get(self, path: str, params: Mapping[str, int] | None = None) -> Any:
         answer = self.client.get(path, params=params)
         if answer.status_code >= 400:
             raise ApiError(f"GET {path}: HTTP {answer.status_code} {answer.text[:200]}")
-        return answer.json()
+        doc = answer.json()
+        if isinstance(doc, dict):
+            self.warnings += [w for w in doc.get("warnings", []) if w not in self.warnings]
+        return doc
 
     def fleet(self) -> Fleet:
         models = self._get("/models")["models"]
@@ -123,6 +141,7 @@ class ApiReader:
         if answer.status_code >= 400:
             raise ApiError(f"GET {path}: HTTP {answer.status_code} {answer.text[:200]}")
         doc = answer.json()
+        self.warnings += [w for w in doc.get("warnings", []) if w not in self.warnings]
         bounds = {"depth": graph.MAX_DEPTH, "limit": graph.MAX_LIMIT}
         impact = self._get(f"{path}/impact", bounds)
         return ModelDetail(

@@ -140,6 +140,7 @@ async def test_models_and_model_from_the_database_and_through_the_api(
         detail = await asyncio.to_thread(store_reader.detail, "a", 20)
         assert await asyncio.to_thread(api_reader.detail, "a", 20) == detail
         assert await asyncio.to_thread(api_reader.detail, "nope", 20) is None
+        assert api_reader.warnings == []  # its database and Redis are up
     finally:
         store_reader.close()
         api_reader.close()
