@@ -7,7 +7,8 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 # the dashboard's browser tests drive Debian's Chromium (Playwright never downloads one here)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-liberation)
-# `promtool check rules` on deploy/prometheus/ (tests/unit/test_grafana_alerts.py)
+# `promtool check rules` on deploy/prometheus/ (tests/unit/test_grafana_alerts.py); Debian ships
+# it only in `prometheus`, whose server systemd starts on :9090 where it runs (README, "Grafana")
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from Debian's packages" >&2
