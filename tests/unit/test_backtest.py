@@ -1,6 +1,6 @@
 """`runway backtest` over a generated file (`streams.backtest`, `streams.backtest_cli`).
 
-Three days of two binary models, 300 predictions an hour each, scores cycling through ten values
+Two days of two binary models, 300 predictions an hour each, scores cycling through ten values
 and labels observed with their predictions (no delay), so every hour's state is exact:
 
 - `drop`: labels are 1 exactly when the score is above 0.5 (AUC 1) until `DROP`, inverted from
@@ -36,8 +36,8 @@ from streams.backtest_cli import file_events, load_registry, row_events, selecte
 
 HOUR = 3_600_000
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
-HOURS = 72
-DROP = T0 + 40 * HOUR
+HOURS = 48
+DROP = T0 + 30 * HOUR
 PER_HOUR = 300
 ROOT = Path(__file__).resolve().parents[2]
 RUNWAY = str(Path(sys.executable).parent / "runway")
@@ -77,7 +77,7 @@ REGISTRY = {
 
 
 def expected_hours() -> list[int]:
-    return list(range(T0 + HOUR, T0 + HOURS * HOUR, HOUR))  # last events at T0 + 72h - 12 s
+    return list(range(T0 + HOUR, T0 + HOURS * HOUR, HOUR))  # last events at T0 + 48h - 12 s
 
 
 @pytest.fixture
@@ -134,15 +134,15 @@ async def test_the_first_warning_and_stale_hours_of_a_generated_history(tmp_path
     assert result.events == 2 * HOURS * PER_HOUR * 2 and result.dead_letters == 0
     assert result.late == 0
     text = timeline(result)
-    assert "drop: 71 verdicts over 71 hours" in text
-    assert "first STALE: 2026-01-02 17:00" in text  # DROP + 1h = day 2, 17:00 UTC
+    assert "drop: 47 verdicts over 47 hours" in text
+    assert "first STALE: 2026-01-02 07:00" in text  # DROP + 1h = day 2, 07:00 UTC
     assert set(tmp_path.iterdir()) == {path, tmp_path / "registry.json"}  # its state is gone
 
 
 async def test_a_range_and_models_are_chosen(tmp_path: Path) -> None:
     """--from-ms/--to-ms keep the events of [from, to); --models the models named."""
     path = write_jsonl(tmp_path / "history.jsonl")
-    frm, to = T0 + 10 * HOUR, T0 + 50 * HOUR
+    frm, to = T0 + 4 * HOUR, T0 + 40 * HOUR
     result = await run_backtest(
         one(selected(file_events(path), frm, to, {"drop"})), Settings(), state_dir=tmp_path
     )
@@ -202,15 +202,23 @@ def _registry_file(tmp_path: Path) -> Path:
 
 
 def test_the_command_prints_the_timeline_as_json(tmp_path: Path) -> None:
+    """`runway backtest --file ... --models aging --to-ms ... --json`, as a user runs it."""
     path = write_jsonl(tmp_path / "history.jsonl")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")}
     done = subprocess.run(
         [RUNWAY, "backtest", "--file", str(path), "--registry", str(_registry_file(tmp_path)),
-         "--json"],
+         "--models", "aging", "--to-ms", str(T0 + 12 * HOUR), "--json"],
         cwd=ROOT, env={**env, "TMPDIR": str(tmp_path)}, capture_output=True, text=True,
         timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     doc = json.loads(done.stdout)
-    check(doc["models"], doc["verdicts"])
-    assert doc["events"] == 2 * HOURS * PER_HOUR * 2
+    assert list(doc["models"]) == ["aging"]
+    assert [v["event_time"] for v in doc["verdicts"]] == list(
+        range(T0 + HOUR, T0 + 12 * HOUR, HOUR)
+    )
+    aging = doc["models"]["aging"]
+    assert aging["first_warning"]["event_time"] == T0 + 7 * HOUR
+    assert aging["first_stale"]["event_time"] == T0 + 9 * HOUR
+    assert doc["events"] == 12 * PER_HOUR * 2
+    assert set(tmp_path.iterdir()) == {path, tmp_path / "registry.json"}
