@@ -8,8 +8,9 @@ RTO. Every phase has its own topics, group, Redis keys and data directories (`ru
 `bench_settings`), deleted at the end.
 
 1. **cold** (`RUNWAY_TABLE_STANDBY_REPLICAS=0`, one worker): a backlog is preloaded and
-   joined; the worker stops cleanly; its data directory is deleted; a small second backlog
-   (a few records per model) is sent; a replacement starts. From its log, Faust's
+   joined (inputs committed, then the batch view's offsets on `joined`: every table holds
+   what the backlog makes of it); the worker stops cleanly; its data directory is deleted;
+   a small second backlog (a few records per model) is sent; a replacement starts. From its log, Faust's
    "Restoring state from changelog topics" to "Done reading from changelog topics" is
    `restore_s`, and the changelog offsets it read (its "Reading Starts At" and "Highwater"
    tables) are read again here to count `restore_keys` and `restore_bytes` (key + value);
@@ -335,6 +336,25 @@ class CpuSamples:
         return None if first is None or last is None else last - first
 
 
+async def joined_ends(settings: Settings) -> dict[TopicPartition, int]:
+    """The end offset of every non-empty partition of `joined`: once the inputs are committed,
+    every pair the join made is on it (outputs are acknowledged before offsets commit)."""
+    consumer = AIOKafkaConsumer(**kafka_options(settings))
+    await consumer.start()
+    try:
+        tps = [TopicPartition(settings.topic("joined"), p) for p in range(settings.partitions)]
+        return {tp: int(end) for tp, end in (await consumer.end_offsets(tps)).items() if end}
+    finally:
+        await consumer.stop()
+
+
+async def wait_batch_view(settings: Settings, workers: Iterable[WorkerProcess], what: str) -> None:
+    """The batch view wrote every joined pair (its offsets on `joined` are committed only
+    after its files and its dedup state): its table is then complete for the state's figures."""
+    ends = await joined_ends(settings)
+    await wait_committed(settings, ends, DRAIN_TIMEOUT_S, workers, what)
+
+
 async def send_after(settings: Settings, models: int, tag: str) -> dict[TopicPartition, int]:
     """The small backlog sent after a loss: every model a few records; the input's new ends."""
     spec = backlog_spec(
@@ -396,6 +416,7 @@ async def cold_phase(
             began = time.time()
             await wait_committed(phase, backlog.ends, DRAIN_TIMEOUT_S, [worker], "cold drain")
             joined_s = time.time() - began
+            await wait_batch_view(phase, [worker], "cold batch view")
         finally:
             worker.stop()
         say(f"  joined in {joined_s:.1f}s; data directory deleted, replacement starting ...")
@@ -406,6 +427,7 @@ async def cold_phase(
         cpu = CpuSamples(worker)
         try:
             seen = await wait_committed(phase, ends, DRAIN_TIMEOUT_S, [worker], "cold restore", cpu)
+            await wait_batch_view(phase, [worker], "restored batch view")
         finally:
             worker.stop()
         result = await restore_figures(phase, log, began, cpu=cpu)
@@ -469,6 +491,7 @@ async def standby_phases(
         second.start()
         await wait_healthy([first, second], SETTLE_TIMEOUT_S)
         await wait_committed(phase, backlog.ends, DRAIN_TIMEOUT_S, [first, second], "drain")
+        await wait_batch_view(phase, [first, second], "batch view")
         cpu = CpuSamples(second)
         cpu.sample()
         stopped = time.time()
