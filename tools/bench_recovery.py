@@ -10,8 +10,8 @@ RTO. Every phase has its own topics, group, Redis keys and data directories (`ru
 1. **cold** (`RUNWAY_TABLE_STANDBY_REPLICAS=0`, one worker): a backlog is preloaded and
    joined (inputs committed, then the batch view's offsets on `joined`: every table holds
    what the backlog makes of it); the worker stops cleanly; its data directory is deleted;
-   a small second backlog (a few records per model) is sent; a replacement starts. From its log, Faust's
-   "Restoring state from changelog topics" to "Done reading from changelog topics" is
+   a small second backlog (a few records per model) is sent; a replacement starts. From its
+   log, Faust's "Restoring state from changelog topics" to "Done reading from changelog topics" is
    `restore_s`, and the changelog offsets it read (its "Reading Starts At" and "Highwater"
    tables) are read again here to count `restore_keys` and `restore_bytes` (key + value);
    `first_record_after_s` runs from the replacement's start until every input partition has
