@@ -318,15 +318,32 @@ class Report:
         return line
 
 
+async def committed_offsets(settings: Settings, group: str) -> dict[TopicPartition, int]:
+    async with admin_client(settings) as admin:
+        committed = await admin.list_consumer_group_offsets(group)
+    return {tp: meta.offset for tp, meta in committed.items() if meta is not None}
+
+
+@dataclass
+class CatchUp:
+    seconds: float  # from the fault's end until the group committed the backlog it left
+    backlog: int  # input records not yet committed when the fault ended
+
+
 async def catch_up_time(
     settings: Settings, group: str, topics: list[str], since: float, timeout: float
-) -> float:
-    """Seconds from `since` (monotonic: the fault's end) until `group` has committed every
-    record `topics` held when this is called (right after the fault ends)."""
+) -> CatchUp:
+    """From `since` (monotonic: the fault's end) until `group` has committed every record
+    `topics` held when this is called (right after the fault ends)."""
     ends = await end_offsets(settings, topics)
+    try:
+        committed = await committed_offsets(settings, group)
+    except (TimeoutError, KafkaError, OSError):
+        committed = {}
+    backlog = sum(max(end - committed.get(tp, 0), 0) for tp, end in ends.items())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await committed_reach(settings, group, ends):
-            return time.monotonic() - since
+            return CatchUp(time.monotonic() - since, backlog)
         await asyncio.sleep(0.25)
     raise AssertionError(f"{group} did not catch up within {timeout}s of the fault's end")

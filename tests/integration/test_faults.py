@@ -148,7 +148,9 @@ async def under_load(
             figures = await fault(worker)
             ended = time.monotonic()
             report.fault_s = figures.pop("fault_s")
-            report.catch_up_s = await catch_up_time(settings, settings.app_id, topics, ended, 600)
+            caught = await catch_up_time(settings, settings.app_id, topics, ended, 600)
+            report.catch_up_s = caught.seconds
+            report.figures["backlog_at_fault_end"] = caught.backlog
             report.figures.update(figures)
             await asyncio.wait_for(sending, 600)
         report.figures["events"] = load.events
@@ -263,11 +265,15 @@ async def test_leader_of_input_partitions_killed_and_restarted(
         killed = own.kill_broker(node)
         seen: list[dict[str, Any]] = []
         await hold(down_s, worker, seen)
+        restarting = time.monotonic()
         await own.start_brokers([node])
         fault_s = time.monotonic() - started
+        restart_s = time.monotonic() - restarting
         await wait_for(lambda: fully_replicated(settings, 3), 300, "the ISR to be whole again")
         return {
             "fault_s": fault_s,
+            "held_s": down_s,
+            "broker_restart_s": round(restart_s, 1),
             "broker": node,
             "broker_pid": killed,
             "input_partitions_led": led,
@@ -311,10 +317,11 @@ async def test_rolling_restart_of_all_three_brokers(
 async def test_two_brokers_down_at_once(private_cluster: PrivateStack, tmp_path: Path) -> None:
     """Two of three down: no partition has two replicas in sync (min ISR 2) and the KRaft quorum
     is lost, so every acks=all write waits. The worker's checkpoints retry within
-    RUNWAY_CHECKPOINT_RETRY_TIMEOUT_S (180 s here, for a 60 s outage) and nothing is lost."""
+    RUNWAY_CHECKPOINT_RETRY_TIMEOUT_S (300 s here: the outage is 60 s, plus the two brokers'
+    restart, which took up to 100 s on the loaded test machine) and nothing is lost."""
     settings = await cluster_case(private_cluster)
     own = private_cluster
-    retry_timeout_s = 180.0
+    retry_timeout_s = 300.0
 
     async def fault(worker: Worker) -> dict[str, Any]:
         leader = await leader_of(settings, settings.topic("predictions"), 0)
@@ -324,14 +331,18 @@ async def test_two_brokers_down_at_once(private_cluster: PrivateStack, tmp_path:
             own.kill_broker(node)
         seen: list[dict[str, Any]] = []
         await hold(60.0, worker, seen)
+        restarting = time.monotonic()
         await own.start_brokers(nodes)
         fault_s = time.monotonic() - started
+        restart_s = time.monotonic() - restarting
         await wait_for(lambda: fully_replicated(settings, 3), 300, "the ISR to be whole again")
         retries = worker.log_tail(100_000).count("; retrying (attempt")
         assert retries > 0, "no checkpoint waited: the outage did not reach the worker's writes"
         assert fault_s < retry_timeout_s
         return {
             "fault_s": fault_s,
+            "held_s": 60.0,
+            "brokers_restart_s": round(restart_s, 1),
             "brokers": nodes,
             "checkpoint_retries": retries,
             "isr_whole_after_s": round(time.monotonic() - started - fault_s, 1),
@@ -616,10 +627,11 @@ async def test_postgres_down(
             ), health
             assert retries_during > 0, "the registry agent did not retry the database"
             assert agent.alive() and api.alive(), "a registry process exited"
-            registry_catch_up = await catch_up_time(settings, group, [staleness], back, 300)
+            registry = await catch_up_time(settings, group, [staleness], back, 300)
             return {
                 "fault_s": fault_s,
-                "registry_catch_up_s": round(registry_catch_up, 1),
+                "registry_catch_up_s": round(registry.seconds, 1),
+                "registry_backlog_at_fault_end": registry.backlog,
                 "agent_db_retries": retries_during,
             }
 
