@@ -21,6 +21,7 @@ from streams.app import create_app
 from streams.backtest_cli import register as register_backtest
 from streams.worker import build_worker
 from tools.bench import register as register_bench
+from tools.bench_detection import register as register_bench_detection
 from tools.bench_recovery_cli import register as register_bench_recovery
 from tools.demo import register as register_demo
 from tools.dr_drill import register as register_dr_drill
@@ -53,6 +54,7 @@ def build() -> faust.App:
     register_generate(app, settings)
     register_demo(app, settings)
     register_bench(app, settings)
+    register_bench_detection(app, settings)
     register_schemas(app, settings)
     register_registry(app, settings)
     register_recovery(app, settings)
