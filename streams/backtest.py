@@ -53,7 +53,8 @@ TOPICS = {
     "dead_letters": "dead-letters",
 }
 STALENESS = "staleness"
-NEVER_MS = 10**15  # wall-clock fallbacks never fire: wall time means nothing to history
+NEVER_MS = 10**15
+DAY_MS = 24 * HOUR_MS  # wall-clock fallbacks never fire: wall time means nothing to history
 Event = tuple[str, dict[str, Any]]  # ("predictions" | "outcomes", the event)
 
 
@@ -93,6 +94,11 @@ class HourFeed:
     def drain(self) -> Iterator[list[Event]]:
         while self._held:
             yield self._release(min(self._held))
+
+    @property
+    def released(self) -> int:
+        """The end of the last hour released (-1 before the first)."""
+        return self._released_upto
 
     def _release(self, hour: int) -> list[Event]:
         self._released_upto = hour + HOUR_MS
@@ -219,12 +225,14 @@ async def run_backtest(
     max_disorder_ms: int = HOUR_MS,
     state_dir: Path | None = None,
     clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    on_day: Callable[[int, int, int], object] | None = None,
 ) -> Backtest:
     """Join and judge each (partition, events) source in turn; the hour verdicts.
 
     `registry`: each model's registry document (trained and deployed times, maximum age,
     baseline, as the registry's Redis cache holds it) and downstream models; absent models
-    are judged without (age from first sight, baseline measured).
+    are judged without (age from first sight, baseline measured). `on_day(day_ms, events,
+    verdicts)` is told as each whole day of event time is applied (progress).
     """
     started = time.perf_counter()
     registry = registry or {}
@@ -298,6 +306,8 @@ async def run_backtest(
                 events += 1
                 for hour in feed.add(kind, event):
                     await _apply(join, hour, batch, offsets, partition)
+                    if on_day is not None and feed.released % DAY_MS == 0:
+                        on_day(feed.released, events, len(outputs.verdicts))
             for hour in feed.drain():
                 await _apply(join, hour, batch, offsets, partition)
             await join.checkpoint()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -264,8 +265,21 @@ def register(app: faust.App, settings: Settings) -> None:
             sources: Any = _one(selected(file_events(Path(file)), from_ms, to_ms, chosen))
         else:
             sources = topic_sources(settings, from_ms, to_ms, chosen)
+        started = time.perf_counter()
+
+        def progress(day_ms: int, events: int, verdicts: int) -> None:
+            print(
+                f"backtest: {_when(day_ms)} reached, {events:,} events read, {verdicts:,} "
+                f"verdicts, {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+            )
+
         result = await run_backtest(
-            sources, settings, registry=registry, max_disorder_ms=max_disorder_ms
+            sources,
+            settings,
+            registry=registry,
+            max_disorder_ms=max_disorder_ms,
+            on_day=progress,
         )
         if as_json_flag or self.json:
             sys.stdout.write(orjson.dumps(as_json(result), option=orjson.OPT_INDENT_2).decode())

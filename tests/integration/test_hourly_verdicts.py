@@ -1,6 +1,6 @@
 """Verdicts in event time on the real worker, and `runway backtest` over the same topics (issue 15).
 
-Three days of history of two binary models (one prediction a minute each, labels ten minutes
+Three days of history of two binary models (a prediction every two minutes each, labels ten minutes
 late) are on the input topics before the worker starts, so it reads them as a backlog, far
 faster than real time. Expected from the input alone: for each model a verdict on `staleness`
 for every whole hour h with (first event time) < h <= (last event time), `event_time` = h,
@@ -32,15 +32,15 @@ DAYS = 3
 
 
 def history(rng: random.Random) -> list[Record]:
-    """Per model and hour: one record of its 60 predictions, one of the labels seen in it."""
+    """Per model and hour: one record of its 30 predictions, one of the labels seen in it."""
     records = []
     labels: dict[str, list[dict[str, Any]]] = {m: [] for m in MODELS}
     for hour in range(DAYS * 24 + 1):
         for model in MODELS:
             if hour < DAYS * 24:
                 preds = []
-                for i in range(60):
-                    ts = START + hour * HOUR + i * 60_000
+                for i in range(30):
+                    ts = START + hour * HOUR + i * 120_000
                     y = int(rng.random() < 0.4)
                     score = min(max(rng.gauss(0.65 if y else 0.35, 0.2), 0.0), 1.0)
                     pid = f"{model}-{hour}-{i}"
@@ -62,7 +62,7 @@ def history(rng: random.Random) -> list[Record]:
                             "label": y,
                         }
                     )
-                records.append(Record("predictions", model.encode(), orjson.dumps(preds), 60))
+                records.append(Record("predictions", model.encode(), orjson.dumps(preds), 30))
             end = START + (hour + 1) * HOUR
             due = [o for o in labels[model] if o["timestamp"] < end]
             labels[model] = [o for o in labels[model] if o["timestamp"] >= end]
@@ -75,7 +75,7 @@ def whole_hours(first: int, last: int) -> list[int]:
     return list(range(first - first % HOUR + HOUR, last + 1, HOUR))
 
 
-EXPECTED = whole_hours(START, START + (DAYS * 24 - 1) * HOUR + 59 * 60_000 + 600_000)
+EXPECTED = whole_hours(START, START + (DAYS * 24 - 1) * HOUR + 58 * 60_000 + 600_000)
 
 
 async def test_a_backlog_gives_a_verdict_per_model_per_hour_and_backtest_the_same(
@@ -127,7 +127,7 @@ async def test_a_backlog_gives_a_verdict_per_model_per_hour_and_backtest_the_sam
     for model in MODELS:
         assert [v["event_time"] for v in whole.verdicts if v["model_id"] == model] == EXPECTED
         assert whole.models[model]["hours_without_verdict"] == 0
-    assert whole.events == 2 * DAYS * 24 * 60 * 2 and whole.dead_letters == 0
+    assert whole.events == 2 * DAYS * 24 * 30 * 2 and whole.dead_letters == 0
 
     frm, to = START + DAY, START - 7 + 2 * DAY
     part = await run_backtest(topic_sources(base, frm, to, {"beta"}), base, state_dir=tmp_path)
