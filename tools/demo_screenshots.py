@@ -112,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         while not timeline.done and elapsed() < args.timeout:
             tick = time.monotonic()
             now_ms = int(time.time() * 1000)
-            fleet = http.get("/dashboard/api/fleet").raise_for_status().json()
-            found = http.get("/dashboard/api/model", params={"id": args.model})
+            try:
+                fleet = http.get("/dashboard/api/fleet").raise_for_status().json()
+                found = http.get("/dashboard/api/model", params={"id": args.model})
+            except httpx.HTTPError as exc:  # the demo restarting, or gone: say so, go on
+                say(f"the dashboard did not answer: {exc!r}")
+                time.sleep(args.every)
+                continue
             retrains = found.json()["retrains"] if found.status_code == 200 else []
             name = f"fleet-{elapsed():06.1f}s-{_stamp(now_ms)}Z"
             fleet_page.screenshot(path=args.out / f"{name}.png", full_page=True)
