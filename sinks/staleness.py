@@ -16,6 +16,7 @@ first verdict for its models, and the registry records them idempotently.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -78,9 +79,9 @@ class StalenessEmitter:
         self._known: dict[str, int] = {}
         self._judged_at: dict[str, int] = {}  # model -> wall ms of its last judgement
         # The last registry lookup of each model, for the hour verdicts (`registry_for`), and
-        # the newest hour verdict of each model still to be shown beside its speed view.
+        # the hour verdicts being shown beside the speed view.
         self._registry_seen: dict[str, tuple[dict[str, Any] | None, list[str]]] = {}
-        self._hour_shown: dict[str, dict[str, Any]] = {}
+        self._showing: set[asyncio.Future[None]] = set()
         self._shown_time: dict[str, int] = {}  # model -> event_time of the verdict shown
 
     def forget(self, partition: int, models: dict[str, list[str]]) -> None:
@@ -92,7 +93,6 @@ class StalenessEmitter:
             self._policy.forget(model_id)
             self._telemetry.forget_model(model_id)
             self._registry_seen.pop(model_id, None)
-            self._hour_shown.pop(model_id, None)
             self._shown_time.pop(model_id, None)
 
     async def registry_for(
@@ -107,15 +107,25 @@ class StalenessEmitter:
 
     def noted(self, events: list[dict[str, Any]]) -> None:
         """Hour verdicts the join sends (`sinks.hourly`): remembered as emitted, so the
-        wall-clock path emits a state change once; the newest is shown at the next flush."""
+        wall-clock path emits a state change once; each model's newest is shown now (in the
+        background: the join's checkpoint does not wait for Redis)."""
         now = self._now()
+        newest: dict[str, dict[str, Any]] = {}
         for event in events:
             model_id = event["model_id"]
             self._policy.record(model_id, event["model_version"], event["state"], now)
             self._telemetry.staleness_events.labels(event["state"]).inc()
-            shown = self._hour_shown.get(model_id)
+            shown = newest.get(model_id)
             if shown is None or event["event_time"] >= shown["event_time"]:
-                self._hour_shown[model_id] = event
+                newest[model_id] = event
+        if newest:
+            task = asyncio.ensure_future(self._show_all(newest))
+            self._showing.add(task)
+            task.add_done_callback(self._showing.discard)
+
+    async def _show_all(self, events: dict[str, dict[str, Any]]) -> None:
+        for model_id, event in events.items():
+            await self._show(model_id, event)
 
     def add(self, partition: int, models: set[str]) -> None:
         for model_id in models:
@@ -125,9 +135,6 @@ class StalenessEmitter:
     async def flush(self) -> int:
         """Judge changed models and those whose heartbeat is due; returns events sent."""
         now = self._now()
-        shown, self._hour_shown = self._hour_shown, {}
-        for model_id, event in shown.items():
-            await self._show(model_id, event)
         due = dict(self._dirty)
         for model_id, partition in self._known.items():
             if now - self._judged_at.get(model_id, 0) >= self._heartbeat_ms:
