@@ -96,7 +96,14 @@ class Watchdog:
         if not resume:
             return {}
         ends = await self._runtime.highwaters(resume)
-        stalled = {tp: at for tp, at in resume.items() if ends.get(tp, 0) > at}
+        # The ends are asked through the consumer's thread, behind a fetch in flight: that fetch
+        # may have brought these very records meanwhile (seen at a stream's end on a loaded
+        # machine: the seek dropped them from the feed and had them read again, a false stall).
+        if self._delivered() != delivered or any(p.busy for p in self._processors):
+            return {}
+        stalled = {
+            tp: at for tp, at in resume.items() if ends.get(tp, 0) > at and not self._waiting(tp)
+        }
         if not stalled or self._runtime.rebalancing():  # one may have begun meanwhile
             return {}
         for (topic, partition), at in sorted(stalled.items()):
