@@ -113,11 +113,12 @@ class StalenessEmitter:
         newest: dict[str, dict[str, Any]] = {}
         for event in events:
             model_id = event["model_id"]
-            self._policy.record(model_id, event["model_version"], event["state"], now)
             self._telemetry.staleness_events.labels(event["state"]).inc()
             shown = newest.get(model_id)
             if shown is None or event["event_time"] >= shown["event_time"]:
                 newest[model_id] = event
+        for model_id, event in newest.items():
+            self._policy.record(model_id, event["model_version"], event["state"], now)
         if newest:
             task = asyncio.ensure_future(self._show_all(newest))
             self._showing.add(task)

@@ -361,3 +361,90 @@ async def test_a_crash_before_the_changelog_judges_its_hours_again(
     assert len(verdicts) > sum(len(hs) for hs in expected_hours().values())  # some twice
     for v in verdicts:
         assert comparable(v) == expected[(v["model_id"], v["event_time"])]
+
+
+# -- the emitter's side ------------------------------------------------------------------------
+
+
+class FakeRedis:
+    """What the emitter calls: `mget`, and a pipeline of `delete` + `hset`."""
+
+    def __init__(self, values: dict[str, bytes]) -> None:
+        self.values = values
+        self.hashes: dict[str, dict[str, Any]] = {}
+        self.mgets: list[list[str]] = []
+
+    async def mget(self, names: list[str]) -> list[bytes | None]:
+        self.mgets.append(list(names))
+        return [self.values.get(n) for n in names]
+
+    def pipeline(self, transaction: bool = True) -> FakeRedis.Pipe:
+        return FakeRedis.Pipe(self)
+
+    class Pipe:
+        def __init__(self, redis: FakeRedis) -> None:
+            self.redis, self.ops = redis, []  # type: ignore[var-annotated]
+
+        def delete(self, key: str) -> None:
+            self.ops.append(lambda: self.redis.hashes.pop(key, None))
+
+        def hset(self, key: str, mapping: dict[str, Any]) -> None:
+            self.ops.append(lambda: self.redis.hashes.__setitem__(key, dict(mapping)))
+
+        async def execute(self) -> None:
+            for op in self.ops:
+                op()
+
+
+async def test_the_emitter_records_hour_verdicts_and_shows_the_newest() -> None:
+    """An hour verdict counts as emitted for the wall-clock path (its state is not sent again
+    until it changes); the newest hour verdict is shown; registry documents are looked up once."""
+    import asyncio
+
+    from sinks.staleness import StalenessEmitter
+
+    rules = JoinRules(JOIN)
+    txn = PartitionTransaction(MemDB())
+    for kind, event in EVENTS[:400]:
+        if event["model_id"] != "m-a":
+            continue
+        if kind == "predictions":
+            rules.on_prediction(txn, event, JoinEffects())
+        else:
+            rules.on_outcome(txn, event, 0, JoinEffects())
+    redis = FakeRedis({"p:registry:model:m-a": orjson.dumps(REGISTRY["m-a"][0])})
+    sent: list[bytes] = []
+
+    async def send(key: str, value: bytes) -> None:
+        sent.append(value)
+
+    emitter = StalenessEmitter(
+        lambda partition: txn.get, send, redis, "p", CFG, 60_000, Telemetry(), lambda: T0
+    )
+    facts = await emitter.registry_for(["m-a"])
+    assert facts["m-a"][0] == REGISTRY["m-a"][0]
+    await emitter.registry_for(["m-a"])
+    assert len(redis.mgets) == 1  # looked up once
+    judged = score_model(txn.get, "m-a", CFG, facts_for=lambda v: version_facts(facts["m-a"][0], v))
+    assert judged is not None
+    version, verdict = judged
+
+    def hour_event(state: str, at: int) -> dict[str, Any]:
+        return {
+            "model_id": "m-a",
+            "model_version": version,
+            "state": state,
+            "score": 0.5,
+            "event_time": at,
+        }
+
+    emitter.noted([hour_event(verdict.state, T0 + HOUR_MS), hour_event("STALE", T0)])
+    await asyncio.sleep(0)  # the background show
+    await asyncio.sleep(0)
+    shown = redis.hashes["p:model:m-a:staleness"]
+    assert (shown["state"], shown["event_time"]) == (verdict.state, str(T0 + HOUR_MS))
+    emitter.add(0, {"m-a"})
+    assert await emitter.flush() == 0 and sent == []  # the same state: already emitted
+    emitter.noted([hour_event("STALE" if verdict.state != "STALE" else "FRESH", T0 + 2 * HOUR_MS)])
+    emitter.add(0, {"m-a"})
+    assert await emitter.flush() == 1 and len(sent) == 1  # the wall-clock state differs
