@@ -29,16 +29,17 @@ Figures (`--json`): `rpo_events` (events the primary acknowledged that the stand
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
+import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -63,7 +64,6 @@ from stack.mirror import MirrorFlow, MirrorService
 from stack.plan import Layout
 from stack.processes import WorkerProcess, runway_executable, wait_healthy
 from stack.topics import ensure_topics
-from streams.producer import make_producer
 from tools import dr_oracle, dr_registry
 from tools.dr_plan import (
     PRIMARY,
@@ -74,12 +74,14 @@ from tools.dr_plan import (
     free_block,
     ports_needed,
 )
-from tools.traffic import TrafficSpec, generate, plan_models
+from tools.dr_traffic import parse_acks
+from tools.traffic import TrafficSpec, plan_models
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ("predictions", "outcomes")
 POLL_S = 0.5
 MIRROR = "mirror"
+DRILL_PID = "drill.pid"  # the drill's own process: a run whose drill died is cleaned up
 StandbyMode = Literal["hot", "cold"]
 
 
@@ -97,32 +99,13 @@ class DrillOptions:
 
 
 @dataclass
-class Acks:
-    """Each event's first acknowledgement by the primary, on the monotonic clock."""
-
-    at: dict[dr_oracle.EventId, float] = field(default_factory=dict)
-    sent_events: int = 0
-    failed_records: int = 0
-
-    def callback(self, ids: Sequence[dr_oracle.EventId]) -> Callable[[asyncio.Future[Any]], None]:
-        def done(future: asyncio.Future[Any]) -> None:
-            if future.cancelled() or future.exception() is not None:
-                self.failed_records += 1
-                return
-            now = time.monotonic()
-            for event in ids:
-                self.at.setdefault(event, now)
-
-        return done
-
-
-@dataclass
 class Timeline:
     """Monotonic instants of the run's steps (seconds)."""
 
     started: float = field(default_factory=time.monotonic)
     traffic: float = 0.0
     killed: float = 0.0
+    speed_view: float = 0.0  # the standby's speed view exact (the batch view may flush later)
     promoted: float = 0.0
     current: float = 0.0
     validated: float = 0.0
@@ -183,27 +166,43 @@ def traffic_spec(options: DrillOptions, run: str) -> TrafficSpec:
     )
 
 
-async def send_traffic(settings: Settings, spec: TrafficSpec, acks: Acks, seed: int) -> None:
-    """Send until cancelled (the kill), paced to `spec.rate`; acknowledgements go to `acks`."""
-    topics = {name: settings.topic(name) for name in INPUTS}
-    producer = make_producer(settings)
-    await producer.start()
-    start = time.monotonic()
+def start_traffic(settings: Settings, spec: TrafficSpec, root: Path, seed: int) -> TrafficProcess:
+    """The generator as a process of the primary region (`tools/dr_traffic.py`)."""
+    acks = root / "acks.txt"
+    log_file = (root / "traffic.log").open("ab")
     try:
-        for record in generate(spec, random.Random(seed)):
-            ids = [
-                (record.topic, str(e["prediction_id"])) for e in dr_oracle.events_of(record.value)
-            ]
-            future = await producer.send(topics[record.topic], record.value, key=record.key)
-            future.add_done_callback(acks.callback(ids))
-            acks.sent_events += record.events
-            ahead = acks.sent_events / (spec.rate or 1.0) - (time.monotonic() - start)
-            if ahead > 0.005:
-                await asyncio.sleep(ahead)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tools.dr_traffic", json.dumps(dataclasses.asdict(spec)),
+             str(acks), str(seed)],
+            env=worker_environment(settings), cwd=ROOT, stdin=subprocess.DEVNULL,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     finally:
-        # The broker is gone: what it did not acknowledge by now it never will.
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(producer.stop()), timeout=5.0)
+        log_file.close()
+    return TrafficProcess(process, acks)
+
+
+@dataclass
+class TrafficProcess:
+    process: subprocess.Popen[bytes]
+    acks: Path
+
+    def check(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(
+                f"the traffic generator exited early (code {self.process.returncode}); "
+                f"see {self.acks.parent / 'traffic.log'}"
+            )
+
+    def kill(self) -> tuple[dict[dr_oracle.EventId, float], int]:
+        """SIGKILL (it dies with the region); what the primary acknowledged, events sent."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=30)
+        if not self.acks.exists():
+            return {}, 0
+        with self.acks.open() as lines:
+            return parse_acks(lines)
 
 
 # -- reading a region ----------------------------------------------------------------------------
@@ -300,11 +299,13 @@ def read_rows(settings: Settings) -> list[dict[str, Any]]:
     return dataset.to_table().to_pylist()
 
 
-async def view_problems(settings: Settings, expected: dr_oracle.Expected) -> list[str]:
+async def view_problems(
+    settings: Settings, expected: dr_oracle.Expected
+) -> tuple[list[str], list[str]]:
+    """How the speed view and the batch view differ from the oracle."""
     windows = await read_windows(settings, sorted(expected.models))
-    problems = dr_oracle.view_problems(expected, windows)
     rows = await asyncio.to_thread(read_rows, settings)
-    return problems + dr_oracle.row_problems(expected, rows)
+    return dr_oracle.view_problems(expected, windows), dr_oracle.row_problems(expected, rows)
 
 
 async def wait_until(
@@ -347,6 +348,7 @@ class DrillResult:
     rpo_events: int
     rpo_s: float
     rto_s: float
+    speed_view_s: float  # kill to the standby's speed view exact (rto_s adds the batch view)
     mirrored_events: int
     produced_events: int
     unacknowledged_mirrored: int
@@ -361,6 +363,7 @@ class DrillResult:
     rate: float
     setup_s: float
     promote_s: float
+    validated_s: float  # kill to validate-failover's answer (after the views were current)
     registry_models_lost: int
     validate_failover: dict[str, Any] | None
     run_s: float
@@ -379,9 +382,11 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
     clock = Timeline()
     workers: dict[str, list[WorkerProcess]] = {PRIMARY: [], STANDBY: []}
     mirror = mirror_service(layout)
-    registry: dr_registry.RegistryPair | None = None
     log(f"run {run}: private primary on {layout.primary.cluster.bootstrap}, "
         f"standby on {layout.standby.cluster.bootstrap}; files under {root}")  # fmt: skip
+    await clean_leftovers(base, root.parent)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DRILL_PID).write_text(f"{os.getpid()} {processes.start_ticks(os.getpid())}\n")
     try:
         await start_clusters(layout)
         log("clusters up; starting the mirror and the workers")
@@ -395,30 +400,22 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
             wait_healthy([*workers[PRIMARY], *workers[STANDBY]], 300.0),
             dr_registry.prepare(layout, models, spec.model_version),
         )
-        registry = pair
         setup_s = time.monotonic() - clock.started
         log(f"regions up in {setup_s:.1f}s; traffic at {options.rate:.0f} events/s "
             f"for {options.kill_after_s:.0f}s, then the primary is killed")  # fmt: skip
 
-        acks = Acks()
         spec = dataclasses.replace(spec, start_ms=int(time.time() * 1000))  # event time = now
         clock.traffic = time.monotonic()
-        traffic = asyncio.create_task(
-            send_traffic(layout.primary.settings, spec, acks, options.seed)
-        )
+        traffic = start_traffic(layout.primary.settings, spec, root, options.seed)
         await asyncio.sleep(options.kill_after_s)  # the traffic runs; nothing to wait on
-        if traffic.done():
-            traffic.result()  # raises what stopped it early
-            raise RuntimeError("the generator finished before the kill")
+        traffic.check()
 
         clock.killed = time.monotonic()
         kill_broker(layout)
         for worker in workers[PRIMARY]:
             worker.kill("primary region killed by the drill")
-        traffic.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await traffic
-        log(f"primary killed after {acks.sent_events} events sent; stopping the mirror")
+        acked, sent_events = traffic.kill()
+        log(f"primary killed after {sent_events} events sent; stopping the mirror")
         api.stop_service(layout.stack, MIRROR)
 
         if options.standby == "cold":
@@ -430,17 +427,25 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
         mirrored_records = await read_inputs(layout.standby.settings)
         mirrored = dr_oracle.event_ids(mirrored_records)
         expected = dr_oracle.expected(mirrored_records)
-        loss = dr_oracle.losses(acks.at, mirrored, clock.killed)
+        loss = dr_oracle.losses(acked, mirrored, clock.killed)
         ends = await input_ends(layout.standby.settings)
         log(f"standby holds {loss.mirrored} events ({loss.lost} acknowledged ones lost); "
             "waiting for its views")  # fmt: skip
         last: list[str] = []
 
+        said = time.monotonic()
+
         async def current() -> bool:
-            nonlocal last
+            nonlocal last, said
             if not await committed_up_to(layout.standby.settings, ends):
                 return False
-            last = await view_problems(layout.standby.settings, expected)
+            speed, batch = await view_problems(layout.standby.settings, expected)
+            if not speed and not clock.speed_view:
+                clock.speed_view = time.monotonic()
+            last = speed + batch
+            if last and time.monotonic() - said > 30:
+                said = time.monotonic()
+                log(f"input all read; the views differ yet ({len(last)}): {last[:3]}")
             return not last
 
         try:
@@ -461,6 +466,7 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
             rpo_events=loss.lost,
             rpo_s=round(loss.rpo_s, 3),
             rto_s=round(rto_s, 3),
+            speed_view_s=round(clock.speed_view - clock.killed, 3) if clock.speed_view else -1.0,
             mirrored_events=loss.mirrored,
             produced_events=loss.produced,
             unacknowledged_mirrored=loss.unacknowledged_mirrored,
@@ -470,7 +476,7 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
             and registry_lost == 0
             and validation.get("exit_code") == 0,
             view_problems=last[:20],
-            sent_events=acks.sent_events,
+            sent_events=sent_events,
             kill_after_s=options.kill_after_s,
             standby=options.standby,
             workers=options.workers,
@@ -478,6 +484,7 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
             rate=options.rate,
             setup_s=round(setup_s, 3),
             promote_s=round(promote_s, 3),
+            validated_s=round(clock.validated - clock.killed, 3),
             registry_models_lost=registry_lost,
             validate_failover=validation,
             run_s=round(time.monotonic() - clock.started, 3),
@@ -485,22 +492,40 @@ async def run_drill(base: Settings, options: DrillOptions) -> DrillResult:
         )
     finally:
         await teardown(layout, [w for group in workers.values() for w in group], options.keep)
-        await dr_registry.teardown(layout.stack, registry)
+
+
+async def clean_leftovers(base: Settings, runs_dir: Path) -> None:
+    """Stop what an earlier drill left running (one killed before its teardown): its private
+    brokers, mirror and registry standby, its registry database and Redis keys."""
+    for pid_dir in sorted(runs_dir.glob("*/stack/run")):
+        run_root = pid_dir.parent.parent
+        if not any(pid_dir.glob("*.pid")) or processes.running(run_root / DRILL_PID):
+            continue  # nothing left, or that drill still runs
+        run = run_root.name
+        stack = base.model_copy(update={"stack_dir": pid_dir.parent})
+        log(f"stopping what run {run} left running")
+        await asyncio.to_thread(api.down, stack)
+        await dr_registry.teardown(stack, run)
+        await delete_keys(base, f"dr-{run}-")
+
+
+async def delete_keys(settings: Settings, prefix: str) -> None:
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
+    try:
+        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+    except Exception as exc:  # the drill's result stands; its leftovers are named
+        log(f"could not delete the Redis keys {prefix}*: {exc}")
+    finally:
+        await redis.aclose()
 
 
 async def teardown(layout: DrillLayout, workers: list[WorkerProcess], keep: bool) -> None:
     await asyncio.gather(*(asyncio.to_thread(worker.stop) for worker in workers))
     await asyncio.to_thread(api.down, layout.stack)
-    redis = Redis.from_url(layout.standby.settings.redis_url, **redis_options(layout.stack))
-    try:
-        prefix = f"dr-{layout.run}-"
-        keys = [key async for key in redis.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await redis.delete(*keys[start : start + 1000])
-    except Exception as exc:  # the drill's result stands; its leftovers are named
-        log(f"could not delete the run's Redis keys (dr-{layout.run}-*): {exc}")
-    finally:
-        await redis.aclose()
+    await dr_registry.teardown(layout.stack, layout.run)
+    await delete_keys(layout.stack, f"dr-{layout.run}-")
     if not keep:
         for path in (layout.root / "stack" / "data", layout.root / PRIMARY, layout.root / STANDBY):
             for child in path.glob("*") if path.exists() else []:

@@ -122,9 +122,8 @@ async def fail_over(pair: RegistryPair, region: Settings) -> tuple[float, int]:
     return promotion.seconds, len(missing)
 
 
-async def teardown(stack: Settings, pair: RegistryPair | None) -> None:
+async def teardown(stack: Settings, run: str) -> None:
+    """Stop and delete the run's standby, drop its database on the stack's PostgreSQL."""
     await asyncio.to_thread(pg_standby.down, stack, True)
-    if pair is not None:
-        await asyncio.to_thread(
-            _admin, stack, f'DROP DATABASE IF EXISTS "{pair.database}" WITH (FORCE)'
-        )
+    database = registry_database(run)
+    await asyncio.to_thread(_admin, stack, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -134,3 +134,16 @@ def test_event_ids_name_each_event_of_a_batch() -> None:
         ("predictions", "p2"),
         ("outcomes", "p1"),
     }
+
+
+def test_metrics_within_the_views_fixed_point_rounding() -> None:
+    """A regression mean near zero differs from the exact one by up to 1e-6 (each event's error
+    rounded at 1e-6), far beyond a relative tolerance; a binary figure by up to 1e-9."""
+    expected = dr_oracle.expected(RECORDS)
+    rounded = {"predictions": "1", "labeled": "1", "mae": "0.5", "rmse": "0.5"}
+    assert dr_oracle.view_problems(
+        expected, {"m-b": {}, "m-r": {**rounded, "mean_error": repr(0.5 + 9e-7)}}
+    ) == ["m-b: no view"]
+    assert dr_oracle.view_problems(
+        expected, {"m-b": {}, "m-r": {**rounded, "mean_error": repr(0.5 + 2e-6)}}
+    ) == ["m-b: no view", f"m-r: mean_error {0.5 + 2e-6!r} != 0.5"]
