@@ -27,10 +27,11 @@ unit: $(VENV)/.installed
 test: deps lint
 	$(BIN)/pytest -q
 
-# Broker faults and service outages at full length while the join carries load (docs/faults.md);
+# Broker faults and service outages at full length while the join carries load (docs/faults.md)
+# and the disaster-recovery drill (docs/runbook.md);
 # `make test` keeps one short case of each kind. Figures go to var/faults/results.jsonl.
 test-faults: deps
-	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py
+	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py tests/integration/test_dr.py
 
 demo: deps
 	$(BIN)/runway demo
