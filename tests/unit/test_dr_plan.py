@@ -16,6 +16,7 @@ from stack.mirror import (
     partitions_replicating,
     topics_pattern,
 )
+from tools.dr_drill import DrillResult, table
 from tools.dr_plan import (
     KAFKA_PORTS,
     drill_layout,
@@ -107,3 +108,22 @@ def test_mirror_ready_counts_each_tasks_latest_share() -> None:
     )
     assert partitions_replicating(log) == 8
     assert partitions_replicating("INFO Kafka MirrorMaker started") == 0
+
+
+def test_the_drill_table_says_what_was_not_reached() -> None:
+    result = DrillResult(
+        run="r", rpo_events=3, rpo_s=1.25, rto_s=None, speed_view_s=40.0, mirrored_events=1200,
+        produced_events=1203, unacknowledged_mirrored=0, views_exact=False, passed=False,
+        view_problems=["m: labeled 1 != 2"], sent_events=1300, kill_after_s=60.0,
+        standby="hot", workers=1, partitions=4, rate=1000.0, setup_s=100.0, promote_s=0.2,
+        validated_s=90.0, registry_models_lost=0,
+        validate_failover={"status": "degraded", "exit_code": 1}, run_s=300.0, logs="var/x",
+    )  # fmt: skip
+    rows = dict(
+        re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in table(result).splitlines()
+    )
+    assert rows["RPO: events lost"] == "3 of 1,203 acknowledged"
+    assert rows["RTO: kill to the standby's views exact"] == "not reached"
+    assert rows["the speed view exact"] == "40.0 s"
+    assert rows["validate-failover"] == "degraded (exit 1)"
+    assert rows["passed"] == "NO"
