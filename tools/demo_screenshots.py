@@ -16,6 +16,7 @@ holding earlier demo runs does not end it early.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after (s)")
     parser.add_argument("--token", default=None, help="a read token, when reads need one")
     args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright  # the dev extra's; only this script needs it
+    # the dev extra's; only this script needs it
+    from playwright.sync_api import TimeoutError as PageTimeout
+    from playwright.sync_api import sync_playwright
 
     args.out.mkdir(parents=True, exist_ok=True)
     started, start_ms = time.monotonic(), int(time.time() * 1000)
@@ -120,12 +123,17 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(args.every)
                 continue
             retrains = found.json()["retrains"] if found.status_code == 200 else []
+            new = timeline.update(fleet, retrains)
+            row: dict[str, Any] = next(
+                (r for r in fleet["models"] if r["model_id"] == args.model), {}
+            )
+            if new and row:  # the page polls on its own: let it show what the JSON showed
+                shown = f'#fleet tr[data-model-id="{args.model}"][data-state="{row["state"]}"]'
+                with contextlib.suppress(PageTimeout):  # moved on meanwhile: shoot as it is
+                    fleet_page.wait_for_selector(shown, timeout=15_000)
             name = f"fleet-{elapsed():06.1f}s-{_stamp(now_ms)}Z"
             fleet_page.screenshot(path=args.out / f"{name}.png", full_page=True)
-            for milestone in timeline.update(fleet, retrains):
-                row: dict[str, Any] = next(
-                    (r for r in fleet["models"] if r["model_id"] == args.model), {}
-                )
+            for milestone in new:
                 say(f"{args.model} {milestone}: state {row.get('state')}, score "
                     f"{row.get('score')}; {name}.png")  # fmt: skip
                 model_page.goto(model_url)
