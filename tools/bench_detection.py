@@ -48,6 +48,7 @@ by its default per-column tests) counts as an alarm. Run at the traffic levels u
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import random
@@ -534,7 +535,8 @@ def evidently_summary(s: Scenario, days: Sequence[dict[str, Any]]) -> dict[str, 
 
 def targets(outcomes: Sequence[Outcome]) -> dict[str, bool | None]:
     """The issue's bounds, checked on the figures (None: not measured)."""
-    by = {(o.scenario, o.traffic_per_day): o for o in outcomes}
+    by = {(o.scenario, o.traffic_per_day): o for o in outcomes if o.path == "in_process"}
+    by.update({(o.scenario, o.traffic_per_day): o for o in outcomes if o.path == "worker"})
 
     def get(name: str, level: int = 20_000) -> Outcome | None:
         return by.get((name, level))
@@ -569,10 +571,21 @@ def run(
     names: Sequence[str] | None = None,
     peer: bool = True,
     emit: Callable[[str], None] = print,
+    worker_levels: Sequence[int] = (),
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
+    """Every chosen scenario in-process at each of `levels`, and through a real worker on the
+    local stack at each of `worker_levels` (needs `settings`)."""
     chosen = [s for s in SCENARIOS if names is None or s.name in names]
     python = evidently_python(emit) if peer else None
     outcomes: list[Outcome] = []
+    for level in worker_levels:
+        from tools.bench_detection_worker import run_worker_level
+
+        assert settings is not None
+        for out in asyncio.run(run_worker_level(settings, level, chosen, emit)):
+            emit(f"  {out.scenario} (worker): {_line(out)}")
+            outcomes.append(out)
     for level in levels:
         for s in chosen:
             s = scenario_days(s)
@@ -613,15 +626,16 @@ def _line(o: Outcome) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """The README's table."""
     lines = [
-        "| scenario | predictions/day | verdicts | false alarms | first WARNING (h)"
+        "| scenario | predictions/day | path | verdicts | false alarms | first WARNING (h)"
         " | first STALE (h) | STALE after labels (h) | first signal | estimate before labels"
         " | Evidently false alarms | Evidently drift (h) |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        "|---|---:|---|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     for o in result["scenarios"]:
         ev = o["evidently"] or {}
         lines.append(
-            f"| {o['scenario']} | {o['traffic_per_day']:,} | {o['verdicts']} | {o['false_alarms']}"
+            f"| {o['scenario']} | {o['traffic_per_day']:,} | {o['path'].replace('_', '-')}"
+            f" | {o['verdicts']} | {o['false_alarms']}"
             f" | {_fmt(o['warn_delay_h'])} | {_fmt(o['detect_delay_h'])}"
             f" | {_fmt(o['after_labels_h'])} | {o['first_signal'] or '-'}"
             f" | {_fmt(o['estimate_before_labels'])}"
@@ -643,9 +657,20 @@ def register(app: faust.App, settings: Settings) -> None:
         ),
         option("--scenarios", type=str, default=None, help="Only these, comma-separated."),
         option("--no-peer", is_flag=True, default=False, help="Skip Evidently."),
+        option(
+            "--worker-levels",
+            type=str,
+            default="1000,20000",
+            help="Also through a real worker on the local stack at these levels ('' for none).",
+        ),
     )
     async def bench_detection(
-        self: Any, as_json: bool, levels: str, scenarios: str | None, no_peer: bool
+        self: Any,
+        as_json: bool,
+        levels: str,
+        scenarios: str | None,
+        no_peer: bool,
+        worker_levels: str,
     ) -> None:
         """Detection delay and false alarms of the staleness scorer on synthetic scenarios."""
 
@@ -656,7 +681,15 @@ def register(app: faust.App, settings: Settings) -> None:
         unknown = set(names or ()) - {sc.name for sc in SCENARIOS}
         if unknown:
             raise click.BadParameter(f"unknown scenarios: {', '.join(sorted(unknown))}")
-        result = run([int(x) for x in levels.split(",") if x.strip()], names, not no_peer, say)
+        result = await asyncio.to_thread(
+            run,
+            [int(x) for x in levels.split(",") if x.strip()],
+            names,
+            not no_peer,
+            say,
+            [int(x) for x in worker_levels.split(",") if x.strip()],
+            settings,
+        )
         if as_json:
             print(json.dumps(result))
         else:

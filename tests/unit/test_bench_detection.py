@@ -86,4 +86,4 @@ def test_a_small_drop_run_in_process() -> None:
     assert out.detect_delay_h is not None and 1 <= out.detect_delay_h <= 6
     assert out.first_signal is not None and out.first_signal.startswith("performance")
     table = markdown({"scenarios": [vars(out)]})
-    assert table.splitlines()[2].startswith("| drop_10pt | 20,000 | 96 | 0 |")
+    assert table.splitlines()[2].startswith("| drop_10pt | 20,000 | in-process | 96 | 0 |")

@@ -1,0 +1,282 @@
+"""`runway bench-detection --path worker`: the scenarios through a real `runway worker`.
+
+Every scenario of one traffic level is a model on the same private topics (`bench-detection-
+<level>-<run>.` prefix, its own consumer group, Redis prefix and datadir, all deleted at the
+end). The scenarios' predictions and labels (the same generator as the in-process path, with
+prediction ids and label timestamps) are sent first, hour of event time by hour of event time,
+predictions in records of at most 100 events, each label at the time it is observed; the
+registry's facts (maximum age; `past_max_age`'s trained time) go to the worker's Redis cache as
+the registry agent writes them. Then one worker reads it all as a backlog, far faster than real
+time, and its hour verdicts (`event_time` a whole hour: the join judges each model when its
+clock crosses an hour) on the `staleness` topic are the timeline `summarize` reads, as the
+in-process path's hourly verdicts.
+
+The two inputs are consumed independently, so at an hour verdict the worker may have applied
+labels a little ahead of or behind that hour — as a live worker behind on one topic would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from config.connections import kafka_options, redis_options
+from config.settings import Settings, worker_environment
+from config.windows import HOUR_MS
+from contracts.ids import escape_id
+from stack.topics import ensure_topics
+from staleness.config import from_settings
+from streams.producer import make_producer
+from tools.bench import RUNWAY, cleanup, stop_process
+from tools.bench_detection import (
+    DAY_MS,
+    JITTER_MS,
+    T0,
+    VERSION,
+    Hourly,
+    Outcome,
+    Scenario,
+    draw,
+    features,
+    scenario_days,
+    summarize,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD_EVENTS = 100
+
+
+def model_id(s: Scenario) -> str:
+    return s.name.replace("_", "-")
+
+
+def hourly_events(
+    s: Scenario, level: int, seed: int = 15
+) -> Iterator[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(hour, its predictions, the labels observed in it) for the scenario's model, in order."""
+    import random
+
+    rng = random.Random(f"{seed}-{s.name}-{level}-worker")
+    model = model_id(s)
+    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    change = s.change_ms if s.kind != "age" else None
+    end = T0 + s.days * DAY_MS
+    last_label_hour = end + (s.label_delay_ms or 0) + 6 * HOUR_MS
+    for hour in range(T0, last_label_hour, HOUR_MS):
+        preds = []
+        if hour < end:
+            first = -(-(hour - T0) * level // DAY_MS)
+            last = -(-(hour + HOUR_MS - T0) * level // DAY_MS)
+            for i in range(first, last):
+                ts = T0 + i * DAY_MS // level
+                changed = change is not None and ts >= change
+                score, y = draw(s, rng, changed)
+                feats = features(s, rng, changed)
+                pid = f"{model}-{i}"
+                event: dict[str, Any] = {
+                    "prediction_id": pid,
+                    "model_id": model,
+                    "model_version": VERSION,
+                    "timestamp": ts,
+                    "task": "binary",
+                    "score": score,
+                }
+                if feats is not None:
+                    event["features"] = feats
+                preds.append(event)
+                if s.label_delay_ms is not None:
+                    seen = ts + s.label_delay_ms + int(rng.expovariate(1 / JITTER_MS))
+                    pending[seen // HOUR_MS * HOUR_MS].append(
+                        {"prediction_id": pid, "model_id": model, "timestamp": seen, "label": y}
+                    )
+        labels = sorted(pending.pop(hour, []), key=lambda o: o["timestamp"])
+        if preds or labels:
+            yield hour, preds, labels
+
+
+def facts_document(s: Scenario) -> dict[str, Any]:
+    """The registry cache's model document (`registry.cache`) with the scenario's facts."""
+    facts = s.facts()
+    return {
+        "versions": [
+            {
+                "version": VERSION,
+                "trained_at": facts.trained_at_ms,
+                "max_age_ms": facts.max_age_ms,
+            }
+        ]
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _send_all(settings: Settings, scenarios: Sequence[Scenario], level: int) -> int:
+    """Every scenario's events, hour by hour across the models; returns the events sent."""
+    producer = make_producer(settings)
+    await producer.start()
+    sent = 0
+    streams = {s.name: hourly_events(s, level) for s in scenarios}
+    heads = {name: next(it, None) for name, it in streams.items()}
+    in_flight: list[asyncio.Future[Any]] = []
+    try:
+        while any(h is not None for h in heads.values()):
+            hour = min(h[0] for h in heads.values() if h is not None)
+            for name, head in list(heads.items()):
+                if head is None or head[0] != hour:
+                    continue
+                _, preds, labels = head
+                for topic, events in (("predictions", preds), ("outcomes", labels)):
+                    for i in range(0, len(events), RECORD_EVENTS):
+                        chunk = events[i : i + RECORD_EVENTS]
+                        key = chunk[0]["model_id"].encode()
+                        in_flight.append(
+                            await producer.send(settings.topic(topic), orjson.dumps(chunk), key=key)
+                        )
+                        sent += len(chunk)
+                if len(in_flight) >= 2_000:
+                    await asyncio.gather(*in_flight)
+                    in_flight.clear()
+                heads[name] = next(streams[name], None)
+        await producer.flush()
+        await asyncio.gather(*in_flight)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def _put_facts(settings: Settings, scenarios: Sequence[Scenario]) -> None:
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(settings.redis_url, **redis_options(settings))
+    try:
+        for s in scenarios:
+            key = f"{settings.redis_key_prefix}:registry:model:{escape_id(model_id(s))}"
+            await redis.set(key, orjson.dumps(facts_document(s)))
+    finally:
+        await redis.aclose()
+
+
+async def _hour_verdicts(
+    settings: Settings,
+    expected: dict[str, int],
+    deadline_s: float,
+    emit: Callable[[str], None],
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Read `staleness` until every model has a verdict at every whole hour up to its
+    expected last one (or the deadline): model -> event_time -> event."""
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    got: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    try:
+        topic = settings.topic("staleness")
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        started = time.monotonic()
+        last_note = 0.0
+        seen = 0
+        while time.monotonic() - started < deadline_s:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                seen += len(records)
+                for record in records:
+                    event = orjson.loads(record.value)
+                    if event["event_time"] % HOUR_MS == 0:
+                        got[event["model_id"]][event["event_time"]] = event
+            missing = {
+                m: n - sum(1 for t in got[m] if t <= T0 + n * HOUR_MS) for m, n in expected.items()
+            }
+            if all(v <= 0 for v in missing.values()):
+                break
+            if time.monotonic() - last_note > 30:
+                last_note = time.monotonic()
+                total = sum(max(v, 0) for v in missing.values())
+                emit(f"  worker: {seen} staleness events read, hour verdicts missing {total}")
+    finally:
+        await consumer.stop()
+    return got
+
+
+def timeline_of(events: dict[int, dict[str, Any]], until_ms: int) -> list[Hourly]:
+    out = []
+    for at in sorted(events):
+        if at > until_ms:
+            continue
+        e = events[at]
+        signals = {
+            k.removeprefix("score_"): float(v)
+            for k, v in e["metrics"].items()
+            if k.startswith("score_") and isinstance(v, int | float)
+        }
+        out.append(Hourly(at, e["state"], e["score"], signals, e["reason"]))
+    return out
+
+
+async def run_worker_level(
+    base: Settings,
+    level: int,
+    scenarios: Sequence[Scenario],
+    emit: Callable[[str], None] = print,
+    deadline_s: float = 3_600.0,
+) -> list[Outcome]:
+    chosen = [scenario_days(s) for s in scenarios]
+    run = f"bench-detection-{level}-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="runway-bench-detection-") as tmp:
+        settings = base.model_copy(
+            update={
+                "topic_prefix": f"{run}.",
+                "app_id": run,
+                "redis_key_prefix": run,
+                "datadir": Path(tmp) / "worker",
+                "batch_view_uri": str(Path(tmp) / "batch-view"),
+                "web_port": _free_port(),
+            }
+        )
+        cfg = from_settings(settings)
+        started = time.monotonic()
+        process = None
+        try:
+            await ensure_topics(settings)
+            await _put_facts(settings, chosen)
+            sent = await _send_all(settings, chosen, level)
+            emit(f"worker path at {level:,}/day: {sent:,} events sent in "
+                 f"{time.monotonic() - started:.0f} s; starting the worker")  # fmt: skip
+            log_path = ROOT / "var" / "bench-detection" / f"{run}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = log_path.open("ab")
+            process = subprocess.Popen(
+                [RUNWAY, "worker", "-l", "warn"],
+                env=worker_environment(settings),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            expected = {model_id(s): s.days * 24 for s in chosen}
+            got = await _hour_verdicts(settings, expected, deadline_s, emit)
+            elapsed = time.monotonic() - started
+        finally:
+            if process is not None:
+                stop_process(process)
+            await cleanup(settings)
+    outcomes = []
+    for s in chosen:
+        timeline = timeline_of(got.get(model_id(s), {}), T0 + s.days * DAY_MS)
+        out = summarize(s, level, timeline, cfg, "worker")
+        out.seconds = round(elapsed, 1)
+        outcomes.append(out)
+    return outcomes
