@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from registry.dashboard import charts, fleet_row, impact_graph, state_counts
+from registry.dashboard import charts, fleet_row, impact_graph, retrain_health, state_counts
 from registry.graph import Edge
+from stack.processes import free_port
 from staleness.config import StalenessConfig
 
 CFG = StalenessConfig()
@@ -108,3 +109,10 @@ def test_graph_keeps_the_nearest_nodes() -> None:
     g = impact_graph("m", down, [], {}, limit=5)
     assert [n["id"] for n in g["nodes"]] == ["m", "d00", "d01", "d02", "d03", "d04"]
     assert len(g["edges"]) == 5 and g["truncated"] is True
+
+
+async def test_retrain_health_unset_or_unreachable() -> None:
+    assert await retrain_health(None) == {"configured": False}
+    port = free_port()  # nothing listens there
+    found = await retrain_health(f"http://127.0.0.1:{port}/health")
+    assert found["configured"] is True and found["ok"] is False and found["error"]
