@@ -32,7 +32,7 @@ from stack.processes import RunwayProcess, free_port, wait_healthy
 from tests.integration.harness import wait_for
 
 # the module's fixtures (API process, browser) and its tests share the session's event loop
-pytestmark = pytest.mark.asyncio(loop_scope="session")
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="session")]
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
