@@ -87,9 +87,11 @@ async def _seek_offsets_from_zero(
     Faust maps only -1 (nothing read yet) to 0; a standby's offset computed one lower still
     reached aiokafka's seek, which refused it (`ValueError: Offset must be a positive integer`)
     and the worker died at start: a demo restarted on a stack holding its changelogs lost a
-    worker once in three restarts.
+    worker once in three restarts. And a standby partition assigned after the offsets were
+    built (a second rebalance during recovery) keeps the None that `Recovery._add` gives an
+    offset not known yet: read as 0 too, the changelog from its start, as for -1.
     """
-    await consumer.seek_wait({tp: max(offsets[tp], 0) for tp in tps})
+    await consumer.seek_wait({tp: max(offsets[tp] or 0, 0) for tp in tps})
 
 
 def patch_faust() -> None:

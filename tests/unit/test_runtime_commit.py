@@ -135,7 +135,8 @@ async def test_recovery_seeks_never_go_below_offset_zero() -> None:
             sought.append(dict(offsets))
 
     patch_faust()  # what constructing the Runtime does
-    a, b, c = TP("cl", 0), TP("cl", 1), TP("cl", 2)
+    a, b, c, d = TP("cl", 0), TP("cl", 1), TP("cl", 2), TP("cl", 3)
     offsets: Counter[TP] = Counter({a: -2, b: -1, c: 41})
-    await Recovery._seek_offsets(object(), Seeker(), {a, b, c}, offsets, "standby")  # type: ignore[arg-type]
-    assert sought == [{a: 0, b: 0, c: 41}]
+    offsets.setdefault(d, None)  # type: ignore[arg-type]  # as `Recovery._add` leaves it
+    await Recovery._seek_offsets(object(), Seeker(), {a, b, c, d}, offsets, "standby")  # type: ignore[arg-type]
+    assert sought == [{a: 0, b: 0, c: 41, d: 0}]
