@@ -124,10 +124,15 @@ def mirror_properties(flow: MirrorFlow, tasks: int = 2) -> str:
         "offset.storage.replication.factor": rf,
         "config.storage.replication.factor": rf,
         "status.storage.replication.factor": rf,
-        # Nothing acknowledged by the target is lost, nothing is reordered within a partition.
+        # Nothing acknowledged by the target is lost, nothing is reordered within a partition
+        # (idempotence keeps the order with up to 5 requests in flight). Connect's own producer
+        # defaults, 16 KiB batches and one request in flight, held the copy to about 2,300
+        # events/s here (batches of 100 events are ~15 KiB records: one record per request).
         f"{dst}.producer.acks": "all",
         f"{dst}.producer.enable.idempotence": "true",
-        f"{dst}.producer.linger.ms": 5,
+        f"{dst}.producer.max.in.flight.requests.per.connection": 5,
+        f"{dst}.producer.batch.size": 1_048_576,
+        f"{dst}.producer.linger.ms": 20,
         f"{dst}.producer.max.request.size": render.MESSAGE_MAX_BYTES,
         f"{src}.consumer.auto.offset.reset": "earliest",
         f"{src}.consumer.max.partition.fetch.bytes": render.MESSAGE_MAX_BYTES,

@@ -89,6 +89,9 @@ def test_mirror_keeps_names_copies_only_the_inputs_and_one_way(tmp_path: Path) -
     assert props["standby.bootstrap.servers"] == layout.standby.cluster.bootstrap
     assert props["offset-syncs.topic.location"] == "target"
     assert props["standby.producer.acks"] == "all"
+    assert props["standby.producer.enable.idempotence"] == "true"  # order kept with 5 in flight
+    assert props["standby.producer.max.in.flight.requests.per.connection"] == "5"
+    assert props["standby.plugin.discovery"] == "service_load"
     assert props["sync.group.offsets.enabled"] == "false"
     pattern = re.compile(props["primary->standby.topics"])
     assert [t for t in ("predictions", "outcomes", "joined", "xpredictions", "outcomes2")
