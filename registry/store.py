@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from config.settings import Settings
 from contracts.ids import MAX_ID_BYTES
@@ -85,6 +86,13 @@ def make_engine(dsn: str, timeout_s: float) -> Engine:
     )
 
 
+def _lost_schema_race(exc: BaseException) -> bool:
+    """Another process created a table between our check and our CREATE."""
+    if isinstance(exc, sa.exc.IntegrityError):  # PostgreSQL: a duplicate pg_type row
+        return True
+    return isinstance(exc, sa.exc.DBAPIError) and "already exists" in str(exc)
+
+
 class Store:
     def __init__(self, write: Engine, read: Engine | None = None, clock: Clock = wall_ms) -> None:
         self.write = write
@@ -103,11 +111,16 @@ class Store:
         return cls(write, read, clock)
 
     def create_schema(self) -> None:
-        """Idempotent; two processes starting at once may race on PostgreSQL, so retry once."""
-        try:
-            t.metadata.create_all(self.write, checkfirst=True)
-        except sa.exc.IntegrityError:
-            t.metadata.create_all(self.write, checkfirst=True)
+        """Idempotent. Two processes starting at once on a new database race between the
+        check and the CREATE: PostgreSQL then raises an IntegrityError, SQLite an
+        OperationalError "table ... already exists" (the demo's retrain agent died of it);
+        the loser checks again (tables are made one at a time, so it may lose on the next
+        one too: a few attempts), and finds the tables."""
+        for attempt in Retrying(
+            retry=retry_if_exception(_lost_schema_race), stop=stop_after_attempt(8), reraise=True
+        ):
+            with attempt:
+                t.metadata.create_all(self.write, checkfirst=True)
         self._widen_episode()
         self._widen_ids()
 
