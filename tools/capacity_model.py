@@ -42,8 +42,8 @@ class Measured:
     worker_events_per_cpu_s: float  # runway bench: ... per CPU-second of the worker
     bytes_per_joined: float  # runway bench: join table, compacted SST bytes per joined pair
     bytes_per_pending: float  # runway bench: ... per pending prediction
-    seen_bytes_per_pair: float  # bench-recovery: the batch view's table, SST bytes per pair
-    keys_per_pair: float  # bench-recovery: live state keys per pair (both tables)
+    seen_bytes_per_pair: float  # bench-recovery: the batch view's SST bytes per joined pair
+    keys_per_pair: float  # bench-recovery: live keys per labelled pair (join's + batch view's 2)
     changelog_keys_per_event: float  # bench-recovery: changelog records written per event
     restore_keys_per_s: float  # bench-recovery: Faust's restore, wall clock, this machine
     restore_keys_per_cpu_s: float  # bench-recovery: ... per CPU-second of the restoring worker
@@ -51,13 +51,17 @@ class Measured:
     @classmethod
     def from_runs(cls, bench: dict[str, Any], recovery: dict[str, Any]) -> Measured:
         pairs = max(int(recovery["state_pairs"]), 1)
+        # The batch view remembers a joined pair as an `s` key and its expiry-index entry.
+        remembered = int(recovery.get("state_keys_batch_view", 0)) // 2
+        seen_bytes = int(recovery.get("state_sst_bytes_batch_view", 0)) / max(remembered, 1)
+        join_keys = int(recovery.get("state_keys_join", recovery["state_live_keys"]))
         return cls(
             worker_events_per_s=float(bench["worker_events_per_s"]),
             worker_events_per_cpu_s=float(bench["worker_events_per_cpu_s"]),
             bytes_per_joined=float(bench["state_bytes_per_joined"]),
             bytes_per_pending=float(bench["state_bytes_per_pending"]),
-            seen_bytes_per_pair=float(recovery.get("state_sst_bytes_batch_view", 0)) / pairs,
-            keys_per_pair=float(recovery["state_live_keys"]) / pairs,
+            seen_bytes_per_pair=seen_bytes,
+            keys_per_pair=join_keys / pairs + (2 if remembered else 0),
             changelog_keys_per_event=float(recovery["restore_keys"]) / float(recovery["events"]),
             restore_keys_per_s=float(recovery["restore_keys_per_s"]),
             restore_keys_per_cpu_s=float(recovery["restore_keys_per_cpu_s"]),

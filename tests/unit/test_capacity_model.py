@@ -48,3 +48,28 @@ def test_a_partition_count_can_be_given() -> None:
 def test_the_standby_share_is_its_apply_cpu_per_event_over_the_joins() -> None:
     # 2 changelog records an event at 4,000 a CPU-second: 0.5 ms; the join: 0.1 ms an event
     assert standby_cpu_share(MEASURED) == pytest.approx(5.0)
+
+
+def test_measured_figures_from_the_two_benchmarks_json() -> None:
+    bench = {
+        "worker_events_per_s": 10_000,
+        "worker_events_per_cpu_s": 9_000,
+        "state_bytes_per_joined": 30,
+        "state_bytes_per_pending": 70,
+    }
+    recovery = {
+        "state_pairs": 1_000,
+        "state_live_keys": 3_800,
+        "state_keys_join": 2_000,
+        "state_keys_batch_view": 1_800,  # 900 pairs remembered, two keys each
+        "state_sst_bytes_batch_view": 27_000,
+        "restore_keys": 5_000,
+        "events": 2_000,
+        "restore_keys_per_s": 1_000,
+        "restore_keys_per_cpu_s": 5_000,
+    }
+    measured = Measured.from_runs(bench, recovery)
+    assert measured.seen_bytes_per_pair == 30.0  # 27,000 / 900
+    assert measured.keys_per_pair == 4.0  # 2 of the join's a pair, 2 of the batch view's
+    assert measured.changelog_keys_per_event == 2.5
+    assert measured.worker_events_per_cpu_s == 9_000
