@@ -562,7 +562,7 @@ def register(app: faust.App, settings: Settings) -> None:
         option("--rate", type=float, default=DrillOptions.rate, help="Events/s to the primary."),
         option("--kill-after-s", type=float, default=DrillOptions.kill_after_s,
                help="Seconds of traffic before the primary region is killed."),
-        option("--models", type=int, default=DrillOptions.models),
+        option("--models", type=int, default=DrillOptions.models, help="Synthetic models."),
         option("--partitions", type=int, default=DrillOptions.partitions,
                help="Partitions of the drill's topics (both regions)."),
         option("--workers", type=int, default=DrillOptions.workers, help="Workers per region."),
