@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo demo-screenshots test test-faults unit lint bench bench-isolation fuzz fuzz-api stack-up stack-down deps clean
+.PHONY: demo demo-screenshots test test-faults unit lint bench bench-isolation bench-recovery fuzz fuzz-api stack-up stack-down deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: stack-up
 
 bench-isolation: stack-up
 	$(BIN)/runway bench-isolation
+
+# Restore from the changelog with and without a standby, failover after SIGKILL (~30 min here;
+# docs/capacity.md)
+bench-recovery: stack-up
+	$(BIN)/runway bench-recovery
 
 # The decoder's and the join rules' property tests, FUZZ_EXAMPLES examples each instead of the
 # few hundred `make test` runs (12 min at 5,000 here, so about 50 at 20,000; no stack needed)
