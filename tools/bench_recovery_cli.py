@@ -58,7 +58,7 @@ def register(app: faust.App, settings: Settings) -> None:
     """Declare `runway bench-recovery` on the Faust app's CLI."""
 
     @app.command(
-        option("--events", type=int, default=400_000, help="Backlog events joined before a loss."),
+        option("--events", type=int, default=200_000, help="Backlog events joined before a loss."),
         option("--batch-size", type=int, default=100, help="Events per record."),
         option("--models", type=int, default=16, help="Synthetic models of the backlog."),
         option(
