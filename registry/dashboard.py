@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-import sqlalchemy as sa
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.params import Depends
@@ -37,7 +36,7 @@ from config.settings import Settings
 from config.windows import parse_windows
 from contracts.ids import MAX_ID_BYTES, check_id, escape_id
 from registry import graph
-from registry import schema as t
+from registry.fleet import NO_VERDICT, FleetRow, fleet_row, state_counts
 from registry.records import StalenessRecord
 from registry.service import Registry
 from staleness import config as staleness_config
@@ -45,7 +44,7 @@ from staleness.config import StalenessConfig
 from staleness.performance import HIGHER_IS_BETTER
 
 STATIC = Path(__file__).with_name("dashboard_static")
-STATES = ("STALE", "WARNING", "FRESH", "UNKNOWN")  # UNKNOWN: no verdict recorded yet
+UNKNOWN = "UNKNOWN"  # the pages' state of a model without a recorded verdict
 HOUR_MS = 3_600_000
 HISTORY_LIMIT = 500  # verdicts a model page charts (one point each)
 VERDICTS_LISTED = 100
@@ -75,14 +74,16 @@ def per_hour(count: float | None, window_ms: float | None) -> float | None:
     return count * HOUR_MS / window_ms
 
 
-def fleet_row(
+def dashboard_row(
+    row: FleetRow,
     model: Mapping[str, Any],
     verdict: Mapping[str, Any] | None,
     live: Mapping[str, str] | None,
     live_window_ms: int,
 ) -> dict[str, Any]:
-    """One model's line: the verdict's fields, and the live window's figures when Redis has
-    them (the verdict's own window counts otherwise, so a row never shows less than known)."""
+    """One model's line: its fleet row (registry/fleet.py, as `runway models` reads it) under
+    the page's names, and the live window's figures when Redis has them (the verdict's own
+    window counts otherwise, so a row never shows less than known)."""
     m = (verdict or {}).get("metrics") or {}
     if live:
         predictions = _number(live.get("predictions"))
@@ -98,18 +99,18 @@ def fleet_row(
         rate = per_hour(predictions, _number(m.get("window_ms")))
         figures_from = "verdict" if verdict else None
     return {
-        "model_id": model["model_id"],
-        "task": model.get("task"),
+        "model_id": row.model_id,
+        "task": row.task,
         "owner": model.get("owner"),
-        "state": verdict["state"] if verdict else "UNKNOWN",
-        "score": verdict["score"] if verdict else None,
-        "basis": list(verdict["basis"]) if verdict else [],
-        "uncertainty": verdict["uncertainty"] if verdict else None,
-        "reason": verdict["reason"] if verdict else None,
-        "model_version": verdict["model_version"] if verdict else None,
-        "event_time": verdict["event_time"] if verdict else None,
-        "last_verdict_at": verdict["emitted_at"] if verdict else None,
-        "impacted": len(verdict["impacted"]) if verdict else 0,
+        "state": UNKNOWN if row.state == NO_VERDICT else row.state,
+        "score": row.score,
+        "basis": list(row.basis),
+        "uncertainty": row.uncertainty,
+        "reason": row.reason,
+        "model_version": row.model_version,
+        "event_time": row.event_time,
+        "last_verdict_at": row.emitted_at,
+        "impacted": len((verdict or {}).get("impacted") or ()),
         "label_coverage": coverage,
         "label_delay_p95_ms": delay_p95,
         "predictions_per_hour": rate,
@@ -117,11 +118,21 @@ def fleet_row(
     }
 
 
-def state_counts(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
-    counts = dict.fromkeys(STATES, 0)
-    for row in rows:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
-    return counts
+def fleet_doc(
+    models: Sequence[Mapping[str, Any]],
+    latest: Mapping[str, Mapping[str, Any]],
+    live: Mapping[str, Mapping[str, str]],
+    live_window_ms: int,
+) -> dict[str, Any]:
+    """The fleet route's rows (in the registry's order: the page sorts) and counts per state."""
+    rows = [fleet_row(m, latest.get(m["model_id"])) for m in models]
+    return {
+        "models": [
+            dashboard_row(r, m, latest.get(r.model_id), live.get(r.model_id), live_window_ms)
+            for r, m in zip(rows, models, strict=True)
+        ],
+        "counts": state_counts(rows, none=UNKNOWN),
+    }
 
 
 # -- pure: a model's series -------------------------------------------------------------------
@@ -265,7 +276,7 @@ def impact_graph(
                               "row": rows.get(column, 0)}  # fmt: skip
             rows[column] = rows.get(column, 0) + 1
     for node in placed.values():
-        node["state"] = states.get(node["id"], "UNKNOWN") if node["kind"] == "model" else None
+        node["state"] = states.get(node["id"], UNKNOWN) if node["kind"] == "model" else None
     edges = {
         (e.upstream, e.downstream)
         for e in [*down, *up]
@@ -287,29 +298,6 @@ def verdict_doc(rec: StalenessRecord) -> dict[str, Any]:
 
 
 # -- I/O ---------------------------------------------------------------------------------------
-
-
-def latest_verdicts(registry: Registry, model_ids: Iterable[str] | None = None) -> dict[str, Any]:
-    """Each model's latest recorded verdict (latest event time, then emission): one query for
-    the fleet, walking the (model_id, event_time) index."""
-    s = t.staleness.c
-    newest = sa.select(s.model_id, sa.func.max(s.event_time).label("event_time")).group_by(
-        s.model_id
-    )
-    if model_ids is not None:
-        newest = newest.where(s.model_id.in_(list(model_ids)))
-    sub = newest.subquery()
-    query = sa.select(t.staleness).join(
-        sub, sa.and_(s.model_id == sub.c.model_id, s.event_time == sub.c.event_time)
-    )
-    out: dict[str, Any] = {}
-    with registry.store.read.connect() as conn:
-        for row in conn.execute(query).mappings():
-            rec = StalenessRecord.model_validate(row).model_dump()
-            held = out.get(rec["model_id"])
-            if held is None or rec["emitted_at"] > held["emitted_at"]:
-                out[rec["model_id"]] = rec
-    return out
 
 
 def live_windows(
@@ -375,18 +363,14 @@ def mount_dashboard(
 
     def fleet() -> dict[str, Any]:
         models = [m.model_dump() for m in registry.store.list_models()]
-        latest = latest_verdicts(registry)
+        latest = {k: v.model_dump() for k, v in registry.store.latest_staleness_by_model().items()}
         warnings: list[str] = []
         try:
             live = live_windows(registry, [m["model_id"] for m in models], shortest.name)
         except RedisError as exc:
             live, warnings = {}, [f"speed view unavailable (Redis down: {exc})"]
-        rows = [
-            fleet_row(m, latest.get(m["model_id"]), live.get(m["model_id"]), shortest.length_ms)
-            for m in models
-        ]
-        return {"models": rows, "counts": state_counts(rows), "window": shortest.name,
-                "warnings": warnings}  # fmt: skip
+        doc = fleet_doc(models, latest, live, shortest.length_ms)
+        return {**doc, "window": shortest.name, "warnings": warnings}
 
     @app.get("/dashboard/api/fleet", dependencies=deps, include_in_schema=False)
     async def fleet_json() -> dict[str, Any]:
@@ -403,7 +387,7 @@ def mount_dashboard(
         down = registry.store.reachable_edges(model_id, "down")
         up = registry.store.reachable_edges(model_id, "up")
         near = {model_id} | {e.upstream for e in [*down, *up]} | {e.downstream for e in down}
-        states = {m: v["state"] for m, v in latest_verdicts(registry, near).items()}
+        states = {m: v.state for m, v in registry.store.latest_staleness_by_model(near).items()}
         live, warnings = registry.live(model_id)
         return {
             "model": answer.value["model"],

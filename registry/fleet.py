@@ -4,11 +4,13 @@ The readers (`registry/fleet_read.py`) hand over plain JSON-shaped dicts, the sa
 come from the registry database or its HTTP API, so the rows and the tables here are computed
 and tested without either. Times are printed in UTC with their age against an injected `now`,
 because an operator asks "how long ago", and a test needs a fixed clock to say what it expects.
+A model's row (`fleet_row`) and the counts per state are also the web dashboard's
+(`registry/dashboard.py` adds the speed view's live figures), so both views read a verdict alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +44,7 @@ class FleetRow:
 
 
 def fleet_row(model: Mapping[str, Any], latest: Mapping[str, Any] | None) -> FleetRow:
+    """The one reading of a model's latest verdict, for the commands and the dashboard alike."""
     if latest is None:
         return FleetRow(model_id=model["model_id"], task=model.get("task"), state=NO_VERDICT)
     return FleetRow(
@@ -71,10 +74,14 @@ def fleet_rows(
     return sorted(rows, key=lambda r: (_SEVERITY.get(r.state, 3), -(r.score or 0.0), r.model_id))
 
 
-def state_counts(rows: Sequence[FleetRow]) -> dict[str, int]:
-    counts = {state: 0 for state in (*STATES, NO_VERDICT)}
+def state_counts(rows: Iterable[FleetRow], none: str = NO_VERDICT) -> dict[str, int]:
+    """Every state with its count, zero or not, so a caption or a page always shows the same
+    ones; `none` names the models without a verdict (the table's '-', the JSON's 'none', the
+    dashboard's 'UNKNOWN')."""
+    counts = dict.fromkeys((*STATES, none), 0)
     for row in rows:
-        counts[row.state] = counts.get(row.state, 0) + 1
+        state = none if row.state == NO_VERDICT else row.state
+        counts[state] = counts.get(state, 0) + 1
     return counts
 
 
@@ -86,7 +93,7 @@ def fleet_json(rows: Sequence[FleetRow], source: str) -> dict[str, Any]:
     """`runway models --json`: one object, the rows in the table's order."""
     return {
         "source": source,
-        "counts": {("none" if k == NO_VERDICT else k): v for k, v in state_counts(rows).items()},
+        "counts": state_counts(rows, none="none"),
         "models": [
             {**asdict(r), "basis": list(r.basis), "state": _json_state(r.state)} for r in rows
         ],

@@ -58,10 +58,11 @@ class StoreReader:
         if self._empty():
             return [], {}
         models = [m.model_dump() for m in self.store.list_models()]
+        found = self.store.latest_staleness_by_model()
         latest: dict[str, dict[str, Any] | None] = {}
         for m in models:
-            found = self.store.latest_staleness(m["model_id"])
-            latest[m["model_id"]] = found.model_dump() if found else None
+            verdict = found.get(m["model_id"])
+            latest[m["model_id"]] = verdict.model_dump() if verdict else None
         return models, latest
 
     def detail(self, model_id: str, limit: int) -> ModelDetail | None:

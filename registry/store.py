@@ -330,6 +330,29 @@ class Store:
         found = self.staleness_history(model_id, limit=1)
         return found[0] if found else None
 
+    def latest_staleness_by_model(
+        self, model_ids: Iterable[str] | None = None
+    ) -> dict[str, StalenessRecord]:
+        """`latest_staleness` of every model (or of `model_ids`) in one query walking the
+        (model_id, event_time) index, not one query per model: the fleet views read it on
+        every refresh. A model without a verdict is absent."""
+        s = t.staleness.c
+        newest = sa.select(s.model_id, sa.func.max(s.event_time).label("event_time"))
+        if model_ids is not None:
+            newest = newest.where(s.model_id.in_(list(model_ids)))
+        sub = newest.group_by(s.model_id).subquery()
+        query = sa.select(t.staleness).join(
+            sub, sa.and_(s.model_id == sub.c.model_id, s.event_time == sub.c.event_time)
+        )
+        out: dict[str, StalenessRecord] = {}
+        with self.read.connect() as conn:
+            for row in conn.execute(query).mappings():
+                rec = StalenessRecord.model_validate(row)
+                held = out.get(rec.model_id)
+                if held is None or rec.emitted_at > held.emitted_at:  # same event time
+                    out[rec.model_id] = rec
+        return out
+
     def count_staleness(self, model_id: str) -> int:
         with self.read.connect() as conn:
             stmt = sa.select(sa.func.count()).where(t.staleness.c.model_id == model_id)

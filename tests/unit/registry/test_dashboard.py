@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from registry.dashboard import charts, fleet_row, impact_graph, retrain_health, state_counts
+from registry.dashboard import charts, dashboard_row, fleet_doc, impact_graph, retrain_health
+from registry.fleet import fleet_row
 from registry.graph import Edge
 from stack.processes import free_port
 from staleness.config import StalenessConfig
@@ -25,7 +26,8 @@ def verdict(at: int, **metrics: Any) -> dict[str, Any]:
 
 def test_row_takes_live_figures_from_the_speed_view() -> None:
     live = {"predictions": "600", "label_coverage": "0.25", "label_delay_p95_ms": "1500.5"}
-    row = fleet_row(MODEL, verdict(10, window_predictions=1), live, 30 * 60_000)  # a 30 min window
+    v = verdict(10, window_predictions=1)
+    row = dashboard_row(fleet_row(MODEL, v), MODEL, v, live, 30 * 60_000)  # a 30 min window
     assert row["predictions_per_hour"] == 1200  # 600 in half an hour
     assert (row["label_coverage"], row["label_delay_p95_ms"]) == (0.25, 1500.5)
     assert (row["state"], row["score"], row["basis"], row["uncertainty"]) == (
@@ -37,17 +39,29 @@ def test_row_takes_live_figures_from_the_speed_view() -> None:
 def test_row_falls_back_to_the_verdicts_window_counts() -> None:
     v = verdict(10, window_predictions=200, window_labels=50, window_ms=3_600_000,
                 window_label_delay_p95_ms=900.0)  # fmt: skip
-    row = fleet_row(MODEL, v, None, 3_600_000)
+    row = dashboard_row(fleet_row(MODEL, v), MODEL, v, None, 3_600_000)
     assert (row["predictions_per_hour"], row["label_coverage"]) == (200, 0.25)
     assert (row["label_delay_p95_ms"], row["figures_from"]) == (900.0, "verdict")
 
 
 def test_a_model_without_verdict_is_unknown_and_counted() -> None:
-    row = fleet_row(MODEL, None, {"predictions": "nan"}, 3_600_000)
+    row = dashboard_row(fleet_row(MODEL, None), MODEL, None, {"predictions": "nan"}, 3_600_000)
     assert row["state"] == "UNKNOWN" and row["score"] is None
     assert row["predictions_per_hour"] is None  # NaN is no figure
-    rows = [row, {"state": "STALE"}, {"state": "STALE"}, {"state": "FRESH"}]
-    assert state_counts(rows) == {"STALE": 2, "WARNING": 0, "FRESH": 1, "UNKNOWN": 1}
+    models = [{"model_id": m} for m in ("s1", "u", "f", "s2")]
+    latest = {"s1": {"state": "STALE"}, "f": {"state": "FRESH"}, "s2": {"state": "STALE"}}
+    doc = fleet_doc(models, latest, {}, 3_600_000)
+    assert [r["state"] for r in doc["models"]] == ["STALE", "UNKNOWN", "FRESH", "STALE"]
+    assert doc["counts"] == {"STALE": 2, "WARNING": 0, "FRESH": 1, "UNKNOWN": 1}
+
+
+def test_a_row_has_the_keys_the_page_reads_in_their_order() -> None:
+    v = verdict(10)
+    assert list(dashboard_row(fleet_row(MODEL, v), MODEL, v, None, 3_600_000)) == [
+        "model_id", "task", "owner", "state", "score", "basis", "uncertainty", "reason",
+        "model_version", "event_time", "last_verdict_at", "impacted", "label_coverage",
+        "label_delay_p95_ms", "predictions_per_hour", "figures_from",
+    ]  # fmt: skip
 
 
 def series(found: list[dict[str, Any]], chart: str, name: str) -> list[list[float]]:
