@@ -403,11 +403,13 @@ class InProcess:
                 del self.state[key]
 
 
-def scenario_days(s: Scenario) -> Scenario:
-    """Change scenarios stop `SHORT_DAYS` in: what follows the change is all they show."""
+def scenario_days(s: Scenario, after_days: int | None = None) -> Scenario:
+    """Change scenarios stop `SHORT_DAYS` in (or `after_days` after the change): what follows
+    the change is all they show."""
     if s.change_day is None or s.kind == "age":
         return s
-    return Scenario(**{**asdict(s), "days": min(s.days, SHORT_DAYS)})
+    days = SHORT_DAYS if after_days is None else s.change_day + after_days
+    return Scenario(**{**asdict(s), "days": min(s.days, days)})
 
 
 def run_in_process(
@@ -573,6 +575,7 @@ def run(
     emit: Callable[[str], None] = print,
     worker_levels: Sequence[int] = (),
     settings: Settings | None = None,
+    after_days: int | None = None,
 ) -> dict[str, Any]:
     """Every chosen scenario in-process at each of `levels`, and through a real worker on the
     local stack at each of `worker_levels` (needs `settings`)."""
@@ -588,7 +591,7 @@ def run(
             outcomes.append(out)
     for level in levels:
         for s in chosen:
-            s = scenario_days(s)
+            s = scenario_days(s, after_days)
             emit(f"{s.name} at {level:,}/day ({s.days} days) ...")
             with tempfile.TemporaryDirectory(prefix="runway-bench-detection-") as tmp:
                 with_peer = python is not None and level <= EVIDENTLY_MAX_PER_DAY
@@ -701,8 +704,13 @@ def main() -> None:  # python -m tools.bench_detection, without the worker's app
     args = sys.argv[1:]
     levels = [int(x) for x in args[0].split(",")] if args else list(LEVELS)
     names = args[1].split(",") if len(args) > 1 else None
+    after = next((int(a.split("=")[1]) for a in args if a.startswith("--after=")), None)
     result = run(
-        levels, names, peer="--no-peer" not in args, emit=lambda t: print(t, file=sys.stderr)
+        levels,
+        names,
+        peer="--no-peer" not in args,
+        emit=lambda t: print(t, file=sys.stderr),
+        after_days=after,
     )
     print(markdown(result), file=sys.stderr)
     print(json.dumps(result))

@@ -3,16 +3,16 @@
 Every scenario of one traffic level is a model on the same private topics (`bench-detection-
 <level>-<run>.` prefix, its own consumer group, Redis prefix and datadir, all deleted at the
 end). The scenarios' predictions and labels (the same generator as the in-process path, with
-prediction ids and label timestamps) are sent first, hour of event time by hour of event time,
-predictions in records of at most 100 events, each label at the time it is observed; the
-registry's facts (maximum age; `past_max_age`'s trained time) go to the worker's Redis cache as
-the registry agent writes them. Then one worker reads it all as a backlog, far faster than real
-time, and its hour verdicts (`event_time` a whole hour: the join judges each model when its
+prediction ids and label timestamps) are sent hour of event time by hour of event time,
+predictions in records of at most 100 events, each label at the time it is observed, each hour
+once the worker has committed the one before (paced like live traffic, only faster than real
+time: a backlog of everything at once lets a model's outcomes be consumed days ahead of its
+predictions, whose clock then never crosses the hours in between); the registry's facts
+(maximum age; `past_max_age`'s trained time) go to the worker's Redis cache as the registry
+agent writes them. Its hour verdicts (`event_time` a whole hour: the join judges each model when its
 clock crosses an hour) on the `staleness` topic are the timeline `summarize` reads, as the
 in-process path's hourly verdicts.
 
-The two inputs are consumed independently, so at an hour verdict the worker may have applied
-labels a little ahead of or behind that hour — as a live worker behind on one topic would.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from config.connections import kafka_options, redis_options
 from config.settings import Settings, worker_environment
@@ -125,17 +126,30 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _send_all(settings: Settings, scenarios: Sequence[Scenario], level: int) -> int:
-    """Every scenario's events, hour by hour across the models; returns the events sent."""
+async def _send_paced(
+    settings: Settings,
+    scenarios: Sequence[Scenario],
+    level: int,
+    emit: Callable[[str], None],
+    chunk_deadline_s: float = 300.0,
+) -> int:
+    """Every scenario's events, one hour of event time at a time across the models, each hour
+    sent once the worker has committed the previous one: the worker sees what a live one would
+    (no model's outcomes consumed hours ahead of its predictions), only faster than real time.
+    Returns the events sent."""
     producer = make_producer(settings)
     await producer.start()
+    admin = AIOKafkaAdminClient(**kafka_options(settings))
+    await admin.start()
     sent = 0
+    ends: dict[TopicPartition, int] = {}
     streams = {s.name: hourly_events(s, level) for s in scenarios}
     heads = {name: next(it, None) for name, it in streams.items()}
-    in_flight: list[asyncio.Future[Any]] = []
+    started = time.monotonic()
     try:
         while any(h is not None for h in heads.values()):
             hour = min(h[0] for h in heads.values() if h is not None)
+            futures = []
             for name, head in list(heads.items()):
                 if head is None or head[0] != hour:
                     continue
@@ -144,19 +158,35 @@ async def _send_all(settings: Settings, scenarios: Sequence[Scenario], level: in
                     for i in range(0, len(events), RECORD_EVENTS):
                         chunk = events[i : i + RECORD_EVENTS]
                         key = chunk[0]["model_id"].encode()
-                        in_flight.append(
-                            await producer.send(settings.topic(topic), orjson.dumps(chunk), key=key)
-                        )
+                        value = orjson.dumps(chunk)
+                        futures.append(await producer.send(settings.topic(topic), value, key=key))
                         sent += len(chunk)
-                if len(in_flight) >= 2_000:
-                    await asyncio.gather(*in_flight)
-                    in_flight.clear()
                 heads[name] = next(streams[name], None)
-        await producer.flush()
-        await asyncio.gather(*in_flight)
+            for meta in await asyncio.gather(*futures):
+                tp = TopicPartition(meta.topic, meta.partition)
+                ends[tp] = max(ends.get(tp, 0), meta.offset + 1)
+            await _committed(admin, settings.app_id, ends, chunk_deadline_s)
+            if (hour - T0) % DAY_MS == 0:
+                emit(f"  worker: day {(hour - T0) // DAY_MS} applied, {sent:,} events, "
+                     f"{time.monotonic() - started:.0f} s")  # fmt: skip
     finally:
         await producer.stop()
+        await admin.close()
     return sent
+
+
+async def _committed(
+    admin: AIOKafkaAdminClient, group: str, ends: dict[TopicPartition, int], deadline_s: float
+) -> None:
+    """Wait until the group's committed offsets reach `ends`."""
+    started = time.monotonic()
+    while True:
+        offsets = await admin.list_consumer_group_offsets(group)
+        if all(tp in offsets and offsets[tp].offset >= end for tp, end in ends.items()):
+            return
+        if time.monotonic() - started > deadline_s:
+            raise TimeoutError(f"the worker did not commit its input within {deadline_s:.0f} s")
+        await asyncio.sleep(0.1)
 
 
 async def _put_facts(settings: Settings, scenarios: Sequence[Scenario]) -> None:
@@ -253,9 +283,6 @@ async def run_worker_level(
         try:
             await ensure_topics(settings)
             await _put_facts(settings, chosen)
-            sent = await _send_all(settings, chosen, level)
-            emit(f"worker path at {level:,}/day: {sent:,} events sent in "
-                 f"{time.monotonic() - started:.0f} s; starting the worker")  # fmt: skip
             log_path = ROOT / "var" / "bench-detection" / f"{run}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = log_path.open("ab")
@@ -266,6 +293,9 @@ async def run_worker_level(
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
+            sent = await _send_paced(settings, chosen, level, emit)
+            emit(f"worker path at {level:,}/day: {sent:,} events applied in "
+                 f"{time.monotonic() - started:.0f} s")  # fmt: skip
             expected = {model_id(s): s.days * 24 for s in chosen}
             got = await _hour_verdicts(settings, expected, deadline_s, emit)
             elapsed = time.monotonic() - started
