@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pyarrow.dataset as ds
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -76,7 +77,11 @@ async def wait_for(
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
-async def send_records(settings: Settings, records: Iterable[Record]) -> int:
+async def send_records(
+    settings: Settings, records: Iterable[Record], *, event_time_stamps: bool = False
+) -> int:
+    """`event_time_stamps`: each record's Kafka timestamp is its first event's time, as a
+    backlog produced live has (its records stamped as they happened), not the time of sending."""
     producer = make_producer(settings)
     await producer.start()
     sent = 0
@@ -84,12 +89,20 @@ async def send_records(settings: Settings, records: Iterable[Record]) -> int:
         futures = []
         for record in records:
             topic = settings.topic(record.topic)
-            futures.append(await producer.send(topic, record.value, key=record.key))
+            stamp = _first_event_time(record.value) if event_time_stamps else None
+            futures.append(
+                await producer.send(topic, record.value, key=record.key, timestamp_ms=stamp)
+            )
             sent += 1
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
     return sent
+
+
+def _first_event_time(value: bytes) -> int:
+    events = orjson.loads(value)
+    return int((events[0] if isinstance(events, list) else events)["timestamp"])
 
 
 async def group_caught_up(settings: Settings, topics: list[str]) -> bool:

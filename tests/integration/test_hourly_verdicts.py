@@ -2,7 +2,9 @@
 
 Three days of history of two binary models (a prediction every two minutes each, labels ten minutes
 late) are on the input topics before the worker starts, so it reads them as a backlog, far
-faster than real time. Expected from the input alone: for each model a verdict on `staleness`
+faster than real time; their records are stamped with their event time, as a backlog produced
+live is, so the worker takes the two inputs of a partition in time order (`streams.feed`).
+Expected from the input alone: for each model a verdict on `staleness`
 for every whole hour h with (first event time) < h <= (last event time), `event_time` = h,
 besides the wall-clock ones. The backtest over the same topics (no group, its own state) gives
 exactly those hours too, and over a range only the range's.
@@ -90,7 +92,7 @@ async def test_a_backlog_gives_a_verdict_per_model_per_hour_and_backtest_the_sam
         }
     )
     assert EXPECTED[0] == START - 7 + HOUR and len(EXPECTED) == DAYS * 24
-    await send_records(base, history(random.Random(15)))
+    await send_records(base, history(random.Random(15)), event_time_stamps=True)
     worker = Worker(
         worker_settings(
             base,

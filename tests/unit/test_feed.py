@@ -379,3 +379,68 @@ async def test_a_partition_with_max_bytes_waiting_is_held_until_taken() -> None:
     assert feed.held() == set()
     assert feed.put(tp, big[:2], feed.started())  # 200 bytes: under it
     assert feed.held() == set()
+
+
+def stamped(tp: Partition, *pairs: tuple[int, int]) -> list[SimpleNamespace]:
+    """Records of `tp` as (offset, timestamp) pairs, one byte of value each."""
+    return [
+        SimpleNamespace(topic=tp.topic, partition=tp.partition, offset=o, timestamp=t, value=b"x")
+        for o, t in pairs
+    ]
+
+
+P0, O0, P1 = Partition("predictions", 0), Partition("outcomes", 0), Partition("predictions", 1)
+HOUR = 3_600_000
+
+
+async def test_a_partitions_inputs_come_out_oldest_timestamp_first() -> None:
+    """A backlog: all of a partition's outcomes fetched before its predictions, hours apart.
+    They are taken in timestamp order across the two inputs, each input in offset order."""
+    feed = Feed(["predictions", "outcomes"])
+    outcomes = stamped(O0, *((o, (o + 1) * HOUR) for o in range(4)))  # hours 1..4
+    predictions = stamped(P0, *((o, o * HOUR) for o in range(5)))  # hours 0..4
+    started = feed.started()
+    assert feed.put(O0, outcomes, started) and feed.put(P0, predictions, started)
+
+    taken = []
+    while len(feed):
+        fetch = await feed.get()
+        taken.append((fetch.tp.topic, [r.timestamp // HOUR for r in fetch.records]))
+    assert taken == [
+        ("predictions", [0, 1]),  # up to the outcomes' head (hour 1), ties to the older fetch
+        ("outcomes", [1, 2]),
+        ("predictions", [2, 3]),
+        ("outcomes", [3, 4]),
+        ("predictions", [4]),
+    ]
+    assert feed.waiting(P0) == feed.waiting(O0) == 0 and feed.held() == set()
+
+
+async def test_alignment_counts_bytes_of_what_it_takes_and_keeps_the_rest_held() -> None:
+    feed = Feed(["predictions", "outcomes"], max_records=3)
+    started = feed.started()
+    feed.put(P0, stamped(P0, (0, 10 * HOUR), (1, 11 * HOUR), (2, 12 * HOUR)), started)
+    feed.put(O0, stamped(O0, (5, 0), (6, 20 * HOUR)), started)
+    assert feed.held() == {P0}
+    first = await feed.get()
+    assert (first.tp, [r.offset for r in first.records]) == (O0, [5])
+    second = await feed.get()
+    assert (second.tp, [r.offset for r in second.records]) == (P0, [0, 1, 2])
+    assert feed.held() == set() and feed.waiting(O0) == 1 and len(feed) == 1
+
+
+async def test_other_partitions_and_close_timestamps_keep_fetch_order_and_whole_fetches() -> None:
+    """Inputs interleaved within ALIGN_SLACK_MS keep their fetches whole; another partition
+    number is not compared; records without a timestamp leave the order as fetched."""
+    feed = Feed(["predictions", "outcomes"])
+    started = feed.started()
+    p1 = stamped(P1, (0, 5 * HOUR))
+    p0 = stamped(P0, (0, 1_000), (1, 1_500), (2, 2_400))
+    o0 = stamped(O0, (0, 900), (1, 1_200))
+    for tp, batch in ((P1, p1), (P0, p0), (O0, o0)):
+        feed.put(tp, batch, started)
+    assert [await feed.get() for _ in range(3)] == [Fetch(P1, p1), Fetch(O0, o0), Fetch(P0, p0)]
+    a, c = records(A, 0), records(C, 0)
+    feed.put(A, a, started)
+    feed.put(C, c, started)
+    assert [await feed.get() for _ in range(2)] == [Fetch(A, a), Fetch(C, c)]
