@@ -13,6 +13,7 @@ exactly those hours too, and over a range only the range's.
 from __future__ import annotations
 
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from tools.traffic import Record
 
 HOUR = 3_600_000
 DAY = 24 * HOUR
-START = 1_700_000_000_000 // HOUR * HOUR + 7  # a few ms past an hour: no event on an hour
+# A few ms past an hour (no event on an hour), four days ago: the records carry their event time
+# as their Kafka timestamp, and the topics' retention (7 days) deletes older ones.
+START = (int(time.time() * 1000) - 4 * DAY) // HOUR * HOUR + 7
 MODELS = ("alpha", "beta")
 DAYS = 3
 
