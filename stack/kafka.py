@@ -43,16 +43,29 @@ def jars_dir(settings: Settings) -> Path:
 
 def ensure_jars(settings: Settings) -> Path:
     """Kafka's jars in the cache directory, fetched with Maven on first use."""
-    libs = jars_dir(settings)
+    return fetch_jars(
+        jars_dir(settings),
+        render.kafka_pom(settings.stack_kafka_version),
+        work=jars_dir(settings).parent,
+        marker_jar="kafka_2.13-*.jar",
+        what=f"Kafka {settings.stack_kafka_version}'s jars (Maven Central)",
+        version=settings.stack_kafka_version,
+    )
+
+
+def fetch_jars(
+    libs: Path, pom: str, *, work: Path, marker_jar: str, what: str, version: str
+) -> Path:
+    """The runtime dependencies of `pom` copied into `libs` by Maven, once: staged beside it
+    and renamed into place whole, so a fetch cut short is never taken for a complete one."""
     if (libs / ".complete").exists():
         return libs
     mvn = require_program(
-        "mvn", "install Maven to fetch Kafka's jars (apt-get install maven), or run make deps"
+        "mvn", f"install Maven to fetch {what} (apt-get install maven), or run make deps"
     )
-    work = libs.parent
     work.mkdir(parents=True, exist_ok=True)
-    (work / "pom.xml").write_text(render.kafka_pom(settings.stack_kafka_version))
-    staging = work / "libs.tmp"
+    (work / "pom.xml").write_text(pom)
+    staging = libs.with_name(libs.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     result = subprocess.run(
         [mvn, "-q", "-B", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
@@ -61,15 +74,12 @@ def ensure_jars(settings: Settings) -> Path:
         text=True,
         check=False,
     )  # fmt: skip
-    if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+    if result.returncode != 0 or not any(staging.glob(marker_jar)):
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-        raise StackError(
-            f"Maven could not fetch Kafka {settings.stack_kafka_version}'s jars (Maven Central).",
-            tail,
-        )
+        raise StackError(f"Maven could not fetch {what}.", tail)
     shutil.rmtree(libs, ignore_errors=True)
     staging.rename(libs)
-    (libs / ".complete").write_text(settings.stack_kafka_version + "\n")
+    (libs / ".complete").write_text(version + "\n")
     return libs
 
 

@@ -18,18 +18,15 @@ heartbeats, no checkpoints, no topic configs. The standby's workers keep their o
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from config.settings import Settings
 from stack import render
-from stack.errors import StackError
-from stack.kafka import KafkaRuntime, kafka_runtime
+from stack.kafka import KafkaRuntime, fetch_jars, kafka_runtime
 from stack.plan import KafkaCluster, Layout
-from stack.processes import port_answers, require_program
+from stack.processes import port_answers
 from stack.service import Service
 
 MAIN_CLASS = "org.apache.kafka.connect.mirror.MirrorMaker"
@@ -167,34 +164,15 @@ def mirror_jars_dir(settings: Settings) -> Path:
 def ensure_mirror_jars(settings: Settings) -> Path:
     """MirrorMaker 2's jars in the cache directory, fetched with Maven on first use."""
     libs = mirror_jars_dir(settings)
-    if (libs / ".complete").exists():
-        return libs
-    mvn = require_program(
-        "mvn", "install Maven to fetch MirrorMaker's jars (apt-get install maven), or run make deps"
+    return fetch_jars(
+        libs,
+        mirror_pom(settings.stack_kafka_version),
+        work=libs.parent / "mirror",
+        marker_jar="connect-mirror-*.jar",
+        what=f"MirrorMaker {settings.stack_kafka_version}'s jars "
+        "(org.apache.kafka:connect-mirror, Maven Central)",
+        version=settings.stack_kafka_version,
     )
-    work = libs.parent / "mirror"
-    work.mkdir(parents=True, exist_ok=True)
-    (work / "pom.xml").write_text(mirror_pom(settings.stack_kafka_version))
-    staging = libs.parent / "mirror-libs.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    if result.returncode != 0 or not any(staging.glob("connect-mirror-*.jar")):
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
-        raise StackError(
-            f"Maven could not fetch MirrorMaker {settings.stack_kafka_version}'s jars "
-            "(org.apache.kafka:connect-mirror, Maven Central).",
-            tail,
-        )
-    shutil.rmtree(libs, ignore_errors=True)
-    staging.rename(libs)
-    (libs / ".complete").write_text(settings.stack_kafka_version + "\n")
-    return libs
 
 
 class MirrorService(Service):
