@@ -56,29 +56,14 @@ class MirrorFlow:
 
 def mirror_pom(version: str) -> str:
     """A pom whose runtime closure is MirrorMaker 2 (plus the log4j2 binding Kafka's lacks)."""
-    deps = [
-        ("org.apache.kafka", "connect-mirror", version),
-        ("org.apache.kafka", "connect-mirror-client", version),
-        ("org.slf4j", "slf4j-api", render.SLF4J_VERSION),
-        ("org.apache.logging.log4j", "log4j-slf4j2-impl", render.LOG4J_VERSION),
-    ]
-    body = "\n".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version><scope>runtime</scope></dependency>"
-        for g, a, v in deps
+    return render.jars_pom(
+        "mirror-jars",
+        version,
+        [
+            ("org.apache.kafka", "connect-mirror", version),
+            ("org.apache.kafka", "connect-mirror-client", version),
+        ],
     )
-    return f"""<?xml version="1.0" encoding="UTF-8"?>
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>runway.stack</groupId>
-  <artifactId>mirror-jars</artifactId>
-  <version>{version}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-{body}
-  </dependencies>
-</project>
-"""
 
 
 def topics_pattern(topics: Sequence[str]) -> str:

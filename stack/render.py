@@ -16,9 +16,18 @@ LOG4J_VERSION = "2.24.3"
 
 def kafka_pom(version: str) -> str:
     """A pom whose runtime closure is Kafka's broker and tools (for copy-dependencies)."""
+    return jars_pom(
+        "kafka-jars",
+        version,
+        [("org.apache.kafka", "kafka_2.13", version), ("org.apache.kafka", "kafka-tools", version)],
+    )
+
+
+def jars_pom(artifact: str, version: str, deps: list[tuple[str, str, str]]) -> str:
+    """A pom of `deps` (group, artifact, version) at runtime scope, with the slf4j 2 API and
+    its log4j2 binding that Kafka's own closures lack."""
     deps = [
-        ("org.apache.kafka", "kafka_2.13", version),
-        ("org.apache.kafka", "kafka-tools", version),
+        *deps,
         ("org.slf4j", "slf4j-api", SLF4J_VERSION),
         ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
     ]
@@ -31,7 +40,7 @@ def kafka_pom(version: str) -> str:
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>runway.stack</groupId>
-  <artifactId>kafka-jars</artifactId>
+  <artifactId>{artifact}</artifactId>
   <version>{version}</version>
   <packaging>pom</packaging>
   <dependencies>
