@@ -132,6 +132,34 @@ class Settings(BaseSettings):
         "default, 1): a dead worker's partitions move to a worker that already holds them "
         "instead of restoring the whole changelog (docs/capacity.md).",
     )
+    state_snapshot_interval_s: float = Field(
+        0.0,
+        ge=0,
+        description="Seconds between a worker's incremental snapshots of the state partitions it "
+        "owns to S3 (RUNWAY_S3_BUCKET, under RUNWAY_STATE_SNAPSHOT_PREFIX): only new SST files "
+        "are uploaded, the manifest last. 0 = none (they need S3; docs/capacity.md).",
+    )
+    state_snapshot_restore: bool = Field(
+        False,
+        description="A worker assigned a partition whose DB directory does not exist restores "
+        "it from its newest snapshot before Faust opens it, then replays only the changelog "
+        "written after it (bound by bytes, not by records; docs/capacity.md).",
+    )
+    state_snapshot_prefix: str = Field(
+        "state-snapshots",
+        description="Key prefix of state snapshots in RUNWAY_S3_BUCKET "
+        "({prefix}/{app_id}/{table}/{partition}/).",
+    )
+    state_snapshot_keep: int = Field(
+        3, ge=1, description="Newest snapshots kept per partition; older ones are deleted."
+    )
+    state_snapshot_max_age_s: float = Field(
+        43_200.0,
+        gt=0,
+        description="A restore ignores snapshots older than this: keep it under the changelog "
+        "topics' delete.retention.ms (24 h by default), after which compaction drops tombstones "
+        "an older snapshot would need (its deleted keys would come back).",
+    )
     rocksdb_write_buffer_bytes: int = Field(
         8 * 1024 * 1024,
         description="Memtable size per partition RocksDB (Faust's default 64 MiB x 3 per DB).",

@@ -39,6 +39,7 @@ from streams.app import CHANGELOG_BATCH_BYTES, rocksdb_options
 from streams.feed import Feed
 from streams.health import degraded_reasons, judge
 from streams.runtime import Runtime, is_retriable
+from streams.state_snapshots import install_snapshots
 from streams.watchdog import Watchdog
 from tables.checkpoint import CheckpointStore
 from tables.join import JoinConfig, JoinRules
@@ -278,6 +279,13 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
         writer = batch_view
 
         _timer(app, runtime, telemetry, "batch_view", 0.5, writer.tick, fatal=True)
+
+    state_tables = [(join_table, join_store)]
+    if batch_view is not None:
+        state_tables.append((seen_table, batch_view.store))
+    snapshot_timer = install_snapshots(settings, state_tables, runtime.stopping)
+    if snapshot_timer is not None:
+        _timer(app, runtime, telemetry, "state_snapshot", *snapshot_timer)
 
     for processor, feed in processors:
         _run(app, runtime, processor, feed)
