@@ -125,6 +125,14 @@ class Settings(BaseSettings):
         description="Consumer group session timeout: how soon a dead worker's partitions move.",
     )
     heartbeat_interval_s: float = Field(3.0, description="Consumer group heartbeat interval.")
+    group_instance_id: str = Field(
+        "",
+        description="Kafka static membership (`group.instance.id`) of this worker in the join's "
+        "group, unique per worker (the pod's name): a worker restarted within "
+        "RUNWAY_SESSION_TIMEOUT_S gets its partitions back with no rebalance and restores only "
+        "its changelog tail; set the session timeout above a restart (docs/capacity.md). "
+        "Empty = dynamic membership.",
+    )
     table_standby_replicas: int = Field(
         1,
         ge=0,

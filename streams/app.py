@@ -12,6 +12,7 @@ from config.settings import CHANGELOG_BYTES, Settings
 from streams.preflight import worker_class
 
 CHANGELOG_BATCH_BYTES = CHANGELOG_BYTES
+FAUST_REQUEST_TIMEOUT_S = 90.0  # Faust's default broker_request_timeout
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -38,6 +39,13 @@ def create_app(settings: Settings) -> faust.App:
         stream_wait_empty=False,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=settings.heartbeat_interval_s,
+        # Faust refuses a session timeout above its request timeout (90 s by default); static
+        # membership wants minutes (docs/capacity.md), so the request timeout follows it.
+        broker_request_timeout=max(FAUST_REQUEST_TIMEOUT_S, settings.session_timeout_s),
+        # Static membership: no LeaveGroup on stop (aiokafka skips it when this is set), and a
+        # member rejoining under the same id within the session timeout is handed its previous
+        # assignment by the broker without a rebalance of the group.
+        consumer_group_instance_id=settings.group_instance_id or None,
         # Faust's own default is 1; explicit so that a deployment chooses (docs/capacity.md).
         table_standby_replicas=settings.table_standby_replicas,
         producer_linger_ms=5,

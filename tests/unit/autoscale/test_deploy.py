@@ -50,9 +50,25 @@ def test_worker_readiness_is_health_on_the_worker_web_port() -> None:
     assert container["ports"] == [{"name": "http", "containerPort": settings.web_port}]
     assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["RUNWAY_APP_ID"] == settings.app_id == "ground_truth_join"
     assert env["RUNWAY_WEB_PORT"] == str(settings.web_port)
+
+
+def test_each_worker_pod_is_a_static_member_named_after_itself() -> None:
+    """Static membership keeps a restarted pod's partitions (docs/capacity.md): its
+    group.instance.id is the pod's name, stable across restarts of a StatefulSet's pod, and
+    the session timeout outlasts a restart yet stays within the broker's default
+    group.max.session.timeout.ms (30 min)."""
+    statefulset = documents("worker.yaml")[0]
+    assert statefulset["kind"] == "StatefulSet"
+    container = statefulset["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    source = env["RUNWAY_GROUP_INSTANCE_ID"]["valueFrom"]
+    assert source == {"fieldRef": {"fieldPath": "metadata.name"}}
+    session_s = float(env["RUNWAY_SESSION_TIMEOUT_S"]["value"])
+    assert 120 <= session_s <= 1800
+    assert Settings(group_instance_id="runway-worker-0", session_timeout_s=session_s)
 
 
 def test_scaled_object_has_only_fields_keda_documents() -> None:
