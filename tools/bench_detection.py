@@ -21,13 +21,14 @@ positive with probability p), uniform on [0, 1] while nothing changes (accuracy 
 Every scenario other than `past_max_age` declares a 90-day maximum age, so age never trips.
 Labels come `delay` + an exponential jitter (mean 10 min) after their prediction.
 
-**Path.** In-process: the join's state is built with the join's own aggregate terms
-(`tables.aggregates.absorb` of each minute's deltas, the keys of `tables.keys`, minute buckets
-kept 1 h and hour buckets 7 d as with RUNWAY_WINDOWS=1h,24h,7d), the reference refreshed and
-stored each hour as the worker does, and the production scorer (`staleness.scorer.score_model`)
-judges each model at every whole hour of event time, from the state as it then is (predictions
-before the hour, labels observed before it). The log-loss and Brier sums, which no verdict reads,
-are left out of the buckets.
+**Paths.** In-process (`InProcess`): the scenario's events (`hourly_events`, the worker path's
+own input: same generator, seed and prediction ids) go through the join's rules
+(`tables.join.JoinRules`, records of `RECORD_EVENTS` events, on an in-memory `State`) and the
+worker's hour verdicts (`sinks.hourly.HourlyVerdicts`: each model judged by the production
+scorer whenever its clock crosses a whole hour of event time, from the state before the event
+that crosses it), with an hourly checkpoint (settle, expiry at the partition's stream time, the
+drift references stored). Worker (`tools.bench_detection_worker`): the same events through a
+real `runway worker` on the local stack. Both read the hour verdicts up to the scenario's end.
 
 **Figures** per scenario and traffic level: `verdicts` (hourly), `false_alarms` (verdicts before
 the change, or anywhere in `stationary`, that are not FRESH and whose performance, estimated
@@ -50,28 +51,34 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import heapq
 import json
+import multiprocessing
 import random
 import subprocess
 import sys
 import tempfile
-from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 import faust
+import orjson
 from faust.cli import option
 
 from config.settings import Settings
-from config.windows import HOUR_MS, MINUTE_MS
+from config.windows import HOUR_MS, MINUTE_MS, parse_windows
+from sinks.hourly import HourlyVerdicts, Registry
 from staleness.config import DAY_MS, StalenessConfig
 from staleness.inputs import VersionFacts
-from staleness.reference import reference_key, refresh_reference
-from staleness.scorer import score_model
-from tables import aggregates, keys
+from staleness.scorer import references_to_store
+from tables import keys
+from tables.join import JoinConfig, JoinEffects, JoinRules
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 CHANGE_DAY = 3
@@ -81,7 +88,11 @@ EVIDENTLY_MAX_PER_DAY = 20_000
 ROOT = Path(__file__).resolve().parent.parent
 EVIDENTLY_VENV = ROOT / ".venv-evidently"
 MODEL, VERSION = "bench-detection", "v1"
-RETENTION = {"m": HOUR_MS, "h": 7 * DAY_MS}
+RECORD_EVENTS = 100  # events per input record, as the worker path sends them
+JOIN_WINDOWS = "1h,24h,7d"  # RUNWAY_WINDOWS' default: how long the join keeps its buckets
+LABEL_TTL_MARGIN_MS = 6 * HOUR_MS  # label TTL beyond the delay (jitter: P(> 6 h) = e^-36)
+DONE_RETENTION_MS = HOUR_MS
+STALENESS = "staleness"
 JITTER_MS = 10 * MINUTE_MS
 ALARM_SIGNALS = ("performance", "estimated_performance", "drift")
 
@@ -126,6 +137,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("past_max_age", days=3, change_day=None, kind="age", trained_days_before=60),
 )
 SHORT_DAYS = CHANGE_DAY + 4  # change scenarios: the change, then 4 days (3-day-late labels + 1)
+LARGE_AFTER_DAYS = 1  # ... at 1,000,000 a day: the change, then 1 day (`days_at`)
 
 
 def draw(s: Scenario, rng: random.Random, changed: bool) -> tuple[float, int]:
@@ -139,12 +151,6 @@ def draw(s: Scenario, rng: random.Random, changed: bool) -> tuple[float, int]:
     if changed and s.flip and rng.random() < s.flip:
         y = 1 - y
     return u, y
-
-
-def _stationary(rand: Callable[[], float]) -> tuple[float, int]:
-    """`draw` before any change: a uniform calibrated score and its label."""
-    u = rand()
-    return u, 1 if rand() < u else 0
 
 
 def features(s: Scenario, rng: random.Random, changed: bool) -> dict[str, float] | None:
@@ -239,168 +245,251 @@ def summarize(
     )
 
 
+class MemoryState:
+    """The join's `State` (`tables.join.State`) in memory: one dict, plus what its scans need.
+
+    The expiry index is also a heap of its keys (which sort by deadline), so the sweep reads
+    what is due without sorting the state; the other keys a scan may ask for (model records,
+    buckets, references: a few hundred) are kept in a set and sorted when scanned. Pairs are
+    never scanned by the rules. Deleted index keys stay in the heap until a scan meets them.
+    """
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, Any] = {}
+        self._due: list[bytes] = []  # heap of expiry index keys (some deleted since)
+        self._small: set[bytes] = set()  # keys other than pairs and index entries
+
+    def get(self, key: bytes) -> Any | None:
+        return self.data.get(key)
+
+    def set(self, key: bytes, value: Any) -> None:
+        data = self.data
+        if key not in data:
+            first = key[0]
+            if first == _EXPIRY:
+                heapq.heappush(self._due, key)
+            elif first != _PAIR:
+                self._small.add(key)
+        data[key] = value
+
+    def put_absent(self, key: bytes, value: Any) -> None:
+        if key[0] != _EXPIRY:
+            self.set(key, value)
+            return
+        self.data[key] = value  # a copy left by a delete is met beside this one
+        heapq.heappush(self._due, key)
+
+    def delete(self, key: bytes) -> None:
+        if self.data.pop(key, None) is not None and key[0] not in _UNSCANNED:
+            self._small.discard(key)  # an index key's heap entry goes when a scan meets it
+
+    delete_stored = delete
+
+    def scan(self, start: bytes, stop: bytes) -> list[tuple[bytes, Any]]:
+        data = self.data
+        if start[0] != _EXPIRY:
+            return [(k, data[k]) for k in sorted(self._small) if start <= k < stop]
+        live: list[bytes] = []
+        heap = self._due
+        while heap and heap[0] < stop:
+            key = heapq.heappop(heap)
+            if key in data and (not live or live[-1] != key):  # duplicates pop side by side
+                live.append(key)
+        for key in live:  # still there: a key leaves the heap once deleted and met
+            heapq.heappush(heap, key)
+        return [(k, data[k]) for k in live if k >= start]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+_PAIR, _EXPIRY = keys.PAIR[0], keys.EXPIRY[0]
+_UNSCANNED = (_PAIR, _EXPIRY)
+
+
 class InProcess:
-    """A model's join state built hour by hour, judged at every whole hour of event time."""
+    """One scenario's events through the join's rules and the hour verdicts, in memory.
+
+    What a worker does with them, without Kafka or RocksDB: `JoinRules` applies each record's
+    events to a `MemoryState` (settled once per hour's fetch, as the worker settles once per
+    fetch), `sinks.hourly.HourlyVerdicts` judges the model whenever an event's timestamp
+    crosses a whole hour of its clock (from the state before that event), and an hourly
+    checkpoint runs the worker's steps: settle, idle sweep and expiry at the partition's stream
+    time, the drift references stored (`references_to_store`), the hour verdicts taken as the
+    events the worker would send. The events are the worker path's (`hourly_events`): the same
+    generator, seed and prediction ids, hour by hour, predictions then the labels observed in
+    the hour.
+
+    Two join settings differ from the defaults, to bound memory at 1,000,000 a day: the label
+    TTL is the scenario's label delay + `LABEL_TTL_MARGIN_MS` (every label arrives in time; no
+    verdict reads how many predictions expired, so a longer TTL only keeps more pairs), and
+    joined pairs are kept `DONE_RETENTION_MS` (the bench sends no duplicates).
+    """
 
     def __init__(self, s: Scenario, level: int, cfg: StalenessConfig, seed: int = 15) -> None:
-        self.s, self.level, self.cfg = s, level, cfg
-        self.rng = random.Random(f"{seed}-{s.name}-{level}")
-        self.state: dict[bytes, Any] = {}
-        # observed hour -> labels by (minute, bin, y) and their delays by (minute, delay bin)
-        self.pending: dict[int, tuple[Counter[tuple[int, int, int]], Counter[tuple[int, str]]]]
-        self.pending = {}
-        self.timeline: list[Hourly] = []
-        self.keep_rows = False
-        self._delay_bins: dict[int, str] = {}  # label delay in whole minutes -> its bin
-
-    def read(self, key: bytes) -> Any:
-        return self.state.get(key)
-
-    def run(self, rows: Callable[[int, list[tuple[int, float, dict[str, float] | None]]], None]
-            | None = None) -> list[Hourly]:  # fmt: skip
-        """The whole scenario; `rows(hour_start, [(ts, score, features)])` sees each hour's
-        predictions (the peer's input)."""
-        end = T0 + self.s.days * DAY_MS
-        self.keep_rows = rows is not None
-        for hour in range(T0, end, HOUR_MS):
-            made = self._predict(hour)
-            if rows is not None:
-                rows(hour, made)
-            self._label(hour)
-            self._step(hour + HOUR_MS)
-        return self.timeline
-
-    def _bucket(self, gran: str, start: int) -> dict[str, Any]:
-        return self.state.setdefault(keys.bucket(MODEL, VERSION, gran, start), {})
-
-    def _predict(self, hour: int) -> list[tuple[int, float, dict[str, float] | None]]:
-        """This hour's predictions into their minute and hour buckets; their labels queued."""
-        s, rng, level = self.s, self.rng, self.level
-        first = -(-(hour - T0) * level // DAY_MS)
-        last = -(-(hour + HOUR_MS - T0) * level // DAY_MS)
-        change = s.change_ms if s.kind != "age" else None
-        bins = aggregates.SCORE_BINS
-        scores: Counter[tuple[int, int]] = Counter()  # (minute, bin) -> predictions
-        feature_deltas: dict[int, dict[str, Any]] = {}
-        made: list[tuple[int, float, dict[str, float] | None]] = []
-        keep = self.keep_rows
-        delay = s.label_delay_ms
-        expo, rand = rng.expovariate, rng.random
-        pending = self.pending
-        dbins = self._delay_bins
-        change_at = change if change is not None else 1 << 62
-        for i in range(first, last):  # the hot loop: 28 M turns at 1 M/day, kept flat
-            ts = T0 + i * DAY_MS // level
-            changed = ts >= change_at
-            score, y = draw(s, rng, changed) if changed else _stationary(rand)
-            feats = features(s, rng, changed)
-            if keep:
-                made.append((ts, score, feats))
-            minute = ts - ts % MINUTE_MS
-            bin_ = int(score * bins) if score < 1.0 else bins - 1
-            scores[minute, bin_] += 1
-            if feats is not None:
-                fd = feature_deltas.setdefault(minute, {})
-                fd.setdefault(aggregates.FEATURE_SEQUENCE, []).append(feats)
-            if delay is not None:
-                d = delay + int(expo(1 / JITTER_MS))
-                observed = (ts + d) // HOUR_MS * HOUR_MS
-                queued = pending.get(observed)
-                if queued is None:
-                    queued = pending[observed] = (Counter(), Counter())
-                queued[0][minute, bin_, y] += 1
-                dm = d // MINUTE_MS
-                dbin = dbins.get(dm)
-                if dbin is None:
-                    dbin = dbins[dm] = aggregates.delay_bin(dm * MINUTE_MS)
-                queued[1][minute, dbin] += 1
-        if made:
-            last_ts = made[-1][0]
-        elif last > first:
-            last_ts = T0 + (last - 1) * DAY_MS // level
-        else:
-            last_ts = None
-        deltas: dict[int, dict[str, Any]] = defaultdict(lambda: {"n": 0, "sh": {}})
-        for (minute, bin_), c in scores.items():
-            delta = deltas[minute]
-            delta["n"] += c
-            delta["sh"][str(bin_)] = c
-        for minute, fd in feature_deltas.items():
-            deltas[minute].update(fd)
-        per_hour: dict[str, Any] = {}
-        for minute, delta in deltas.items():
-            aggregates.absorb(self._bucket("m", minute), delta)
-            aggregates.absorb(per_hour, delta)
-        aggregates.absorb(self._bucket("h", hour), per_hour)
-        info = self.state.setdefault(
-            keys.model(MODEL),
-            {"task": "binary", "clock": hour, "versions": [VERSION], "lp": None, "lo": None},
+        self.s, self.level, self.cfg, self.seed = s, level, cfg, seed
+        ttl = (s.label_delay_ms or 0) + LABEL_TTL_MARGIN_MS
+        self.rules = JoinRules(
+            JoinConfig(
+                label_ttl_for=lambda _model: ttl,
+                early_outcome_ttl_ms=ttl,
+                done_retention_ms=DONE_RETENTION_MS,
+                windows=parse_windows(JOIN_WINDOWS),
+            )
         )
-        if last_ts is not None:
-            info["clock"] = max(info["clock"], last_ts)
-            info["lp"] = last_ts
-        return made
+        self.state = MemoryState()
+        self.fx = JoinEffects()
+        document = facts_document(s)
 
-    def _label(self, hour: int) -> None:
-        """Labels observed in this hour, into the buckets of their predictions' times."""
-        arrived = self.pending.pop(hour, None)
-        if not arrived:
+        async def registry(models: list[str]) -> dict[str, Registry]:
+            return {m: (document, []) for m in models}
+
+        self.hours = HourlyVerdicts(
+            cfg=cfg, topic=STALENESS, settle=self.rules.settle, registry=registry,
+            clock_ms=lambda: 0,
+        )  # fmt: skip
+        self.sides = {"predictions": 0, "outcomes": 0}
+        self.timeline: list[Hourly] = []
+        self.verdicts: list[dict[str, Any]] = []  # the hour verdicts as the worker sends them
+        self.events = 0
+        self.peak_keys = 0
+
+    async def run(
+        self, rows: Callable[[int, list[tuple[int, float, dict[str, float] | None]]], None]
+        | None = None,
+    ) -> list[Hourly]:  # fmt: skip
+        """The whole scenario; `rows(hour_start, [(ts, score, features)])` sees each hour's
+        predictions (the peer's input). The hour verdicts up to the scenario's end."""
+        end = T0 + self.s.days * DAY_MS
+        for hour, preds, labels in hourly_events(self.s, self.level, self.seed):
+            if hour > end:  # the events of hour `end` (labels) cross it: its verdict is in
+                break
+            if rows is not None:
+                rows(hour, [(p["timestamp"], p["score"], p.get("features")) for p in preds])
+            self._fetch("predictions", preds)
+            self._fetch("outcomes", labels)
+            await self._checkpoint()
+        return [v for v in self.timeline if v.at_ms <= end]
+
+    def _fetch(self, kind: str, events: list[dict[str, Any]]) -> None:
+        """A fetch of records of `RECORD_EVENTS` events, applied as `JoinProcessor._apply`
+        applies them (the hour mark checked before each event), settled once at its end."""
+        if not events:
             return
-        by_label, by_delay = arrived
-        half = aggregates.SCORE_BINS // 2
-        deltas: dict[tuple[str, int], dict[str, Any]] = {}
+        state, fx, rules, hours = self.state, self.fx, self.rules, self.hours
+        other = self.sides["outcomes" if kind == "predictions" else "predictions"]
+        side = self.sides[kind]
+        key = events[0]["model_id"].encode()
+        stream_time = 0
+        for at in range(0, len(events), RECORD_EVENTS):
+            mark = hours.marks.get(key, 0)
+            for item in events[at : at + RECORD_EVENTS]:
+                ts = item["timestamp"]
+                if ts >= mark:
+                    mark = hours.crossed(0, state, item, fx)
+                if ts > side:
+                    side = ts
+                stream_time = side if side < other else other
+                if kind == "predictions":
+                    rules.on_prediction(state, item, fx, settle=False)
+                else:
+                    rules.on_outcome(state, item, stream_time, fx, settle=False)
+        self.sides[kind] = side
+        self.events += len(events)
+        rules.settle(state, fx)
+        fx.joined.clear()  # the `joined` hand-off: nothing here reads it
 
-        def targets(minute: int) -> list[dict[str, Any]]:
-            out = []
-            for gran, start in (("h", minute // HOUR_MS * HOUR_MS), ("m", minute)):
-                size = MINUTE_MS if gran == "m" else HOUR_MS
-                if start + size + RETENTION[gran] <= hour:
-                    continue  # expired: no window would count it
-                delta = deltas.get((gran, start))
-                if delta is None:
-                    delta = deltas[gran, start] = {
-                        "lab": 0, "pos": 0, "cor": 0, "shp": {}, "shn": {}, "dh": {}
-                    }  # fmt: skip
-                out.append(delta)
-            return out
+    async def _checkpoint(self) -> None:
+        """The worker's checkpoint steps that touch what a verdict reads."""
+        state, rules = self.state, self.rules
+        rules.settle(state, self.fx)
+        self.fx = JoinEffects()
+        # The partition's stream time: the least advanced input; an input never heard from
+        # (a model never labelled) does not hold expiry back, as the worker's wall-clock
+        # fallback for an idle input lets it go on.
+        sides = [t for t in self.sides.values() if t]
+        stream_time = min(sides, default=0)
+        swept = JoinEffects()
+        rules.forget_idle(state, stream_time, swept)
+        rules.expire(state, stream_time, swept)
+        for key, value in references_to_store(state.get, model_id(self.s), self.cfg):
+            state.set(key, value)
+        self.peak_keys = max(self.peak_keys, len(state))
+        for outputs in (await self.hours.outputs()).values():
+            for _, _, body in outputs:
+                self.verdicts.append(orjson.loads(body))
+                self.timeline.append(hourly_of(self.verdicts[-1]))
 
-        for (minute, bin_, y), c in by_label.items():
-            for delta in targets(minute):
-                delta["lab"] += c
-                delta["pos"] += c * y
-                delta["cor"] += c * int((bin_ >= half) == (y == 1))
-                hist = delta["shp" if y else "shn"]
-                hist[str(bin_)] = hist.get(str(bin_), 0) + c
-        for (minute, dbin), c in by_delay.items():
-            for delta in targets(minute):
-                delta["dh"][dbin] = delta["dh"].get(dbin, 0) + c
-        for (gran, start), delta in deltas.items():
-            aggregates.absorb(self._bucket(gran, start), delta)
-        self.state[keys.model(MODEL)]["lo"] = hour
 
-    def _step(self, t: int) -> None:
-        self._expire(t)
-        info = self.state[keys.model(MODEL)]
-        info["clock"] = max(info["clock"], t - 1)
-        record = refresh_reference(self.read, MODEL, VERSION, t, self.cfg)
-        if record is not None:
-            self.state[reference_key(MODEL, VERSION)] = record
-        judged = score_model(self.read, MODEL, self.cfg, now_ms=t, facts=self.s.facts())
-        assert judged is not None
-        _, v = judged
-        signals = {
-            k.removeprefix("score_"): float(x)
-            for k, x in v.metrics.items()
-            if k.startswith("score_") and isinstance(x, int | float)
-        }
-        self.timeline.append(Hourly(t, v.state, v.score, signals, v.reason))
+def hourly_of(event: dict[str, Any]) -> Hourly:
+    """A staleness event (an hour verdict) as a timeline entry: its signals' scores."""
+    signals = {
+        k.removeprefix("score_"): float(v)
+        for k, v in event["metrics"].items()
+        if k.startswith("score_") and isinstance(v, int | float)
+    }
+    return Hourly(event["event_time"], event["state"], event["score"], signals, event["reason"])
 
-    def _expire(self, t: int) -> None:
-        for key in [k for k in self.state if k.startswith(keys.BUCKET)]:
-            _, _, gran, start = keys.split_bucket(key)
-            size = MINUTE_MS if gran == "m" else HOUR_MS
-            if start + size + RETENTION[gran] <= t:
-                del self.state[key]
+
+def model_id(s: Scenario) -> str:
+    return s.name.replace("_", "-")
+
+
+def hourly_events(
+    s: Scenario, level: int, seed: int = 15
+) -> Iterator[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]:
+    """(hour, its predictions, the labels observed in it) for the scenario's model, in order:
+    both paths' input (the worker path sends them, the in-process path applies them)."""
+    rng = random.Random(f"{seed}-{s.name}-{level}-worker")
+    model = model_id(s)
+    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    change = s.change_ms if s.kind != "age" else None
+    end = T0 + s.days * DAY_MS
+    last_label_hour = end + (s.label_delay_ms or 0) + 6 * HOUR_MS
+    for hour in range(T0, last_label_hour, HOUR_MS):
+        preds = []
+        if hour < end:
+            first = -(-(hour - T0) * level // DAY_MS)
+            last = -(-(hour + HOUR_MS - T0) * level // DAY_MS)
+            for i in range(first, last):
+                ts = T0 + i * DAY_MS // level
+                changed = change is not None and ts >= change
+                score, y = draw(s, rng, changed)
+                feats = features(s, rng, changed)
+                pid = f"{model}-{i}"
+                event: dict[str, Any] = {
+                    "prediction_id": pid,
+                    "model_id": model,
+                    "model_version": VERSION,
+                    "timestamp": ts,
+                    "task": "binary",
+                    "score": score,
+                }
+                if feats is not None:
+                    event["features"] = feats
+                preds.append(event)
+                if s.label_delay_ms is not None:
+                    seen = ts + s.label_delay_ms + int(rng.expovariate(1 / JITTER_MS))
+                    pending[seen // HOUR_MS * HOUR_MS].append(
+                        {"prediction_id": pid, "model_id": model, "timestamp": seen, "label": y}
+                    )
+        labels = sorted(pending.pop(hour, []), key=lambda o: o["timestamp"])
+        if preds or labels:
+            yield hour, preds, labels
+
+
+def facts_document(s: Scenario) -> dict[str, Any]:
+    """The registry cache's model document (`registry.cache`) with the scenario's facts."""
+    facts = s.facts()
+    return {
+        "versions": [
+            {
+                "version": VERSION,
+                "trained_at": facts.trained_at_ms,
+                "max_age_ms": facts.max_age_ms,
+            }
+        ]
+    }
 
 
 def scenario_days(s: Scenario, after_days: int | None = None) -> Scenario:
@@ -417,15 +506,18 @@ def run_in_process(
     level: int,
     cfg: StalenessConfig | None = None,
     rows_dir: Path | None = None,
+    speed: Callable[[int, float, int], None] | None = None,
 ) -> Outcome:
-    import time
-
+    """`speed(events, cpu_seconds, peak_state_keys)` is told how the join's path went."""
     cfg = cfg or StalenessConfig()
-    started = time.monotonic()
+    started, cpu = time.monotonic(), time.process_time()
     writer = _RowsWriter(rows_dir, s) if rows_dir is not None else None
-    timeline = InProcess(s, level, cfg).run(writer.add if writer else None)
+    replay = InProcess(s, level, cfg)
+    timeline = asyncio.run(replay.run(writer.add if writer else None))
     if writer is not None:
         writer.close()
+    if speed is not None:
+        speed(replay.events, time.process_time() - cpu, replay.peak_keys)
     out = summarize(s, level, timeline, cfg, "in_process")
     out.seconds = round(time.monotonic() - started, 1)
     return out
@@ -568,6 +660,66 @@ def targets(outcomes: Sequence[Outcome]) -> dict[str, bool | None]:
     }
 
 
+def days_at(level: int, after_days: int | None) -> int | None:
+    """Days after the change that change scenarios run at `level` (None: `SHORT_DAYS` in).
+
+    Above `EVIDENTLY_MAX_PER_DAY` (1,000,000 a day: in process only), `LARGE_AFTER_DAYS`
+    unless said otherwise: every change is caught within hours there, and 4 days instead of 7
+    keep the whole bench near 40 minutes (the join's rules apply about 45,000 events per
+    CPU-second; 7 days of a change scenario are 14 M events).
+    """
+    if after_days is not None or level <= EVIDENTLY_MAX_PER_DAY:
+        return after_days
+    return LARGE_AFTER_DAYS
+
+
+def in_process_levels(
+    levels: Sequence[int],
+    names: Sequence[str] | None,
+    python: Path | None,
+    after_days: int | None,
+    emit: Callable[[str], None] = print,
+) -> list[Outcome]:
+    """Every chosen scenario in process at each level (Evidently beside it up to
+    `EVIDENTLY_MAX_PER_DAY` when `python` is its interpreter)."""
+    chosen = [s for s in SCENARIOS if names is None or s.name in names]
+    outcomes = []
+    for level in levels:
+        for s in chosen:
+            s = scenario_days(s, days_at(level, after_days))
+            emit(f"{s.name} at {level:,}/day ({s.days} days) ...")
+            with tempfile.TemporaryDirectory(prefix="runway-bench-detection-") as tmp:
+                with_peer = python is not None and level <= EVIDENTLY_MAX_PER_DAY
+                out = run_in_process(
+                    s, level, rows_dir=Path(tmp) if with_peer else None, speed=_speed(emit)
+                )
+                if with_peer:
+                    assert python is not None
+                    out.evidently = evidently_summary(s, evidently_days(python, Path(tmp)))
+            emit(f"  {_line(out)}")
+            outcomes.append(out)
+    return outcomes
+
+
+def _speed(emit: Callable[[str], None]) -> Callable[[int, float, int], None]:
+    def told(events: int, cpu_s: float, peak_keys: int) -> None:
+        rate = events / cpu_s if cpu_s else 0.0
+        emit(f"  in process: {events:,} events in {cpu_s:.1f} CPU-s ({rate:,.0f} per "
+             f"CPU-second), peak state {peak_keys:,} keys")  # fmt: skip
+
+    return told
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _in_process_child(
+    levels: Sequence[int], names: Sequence[str] | None, python: Path | None, after: int | None
+) -> list[Outcome]:
+    return in_process_levels(levels, names, python, after, _stderr)
+
+
 def run(
     levels: Sequence[int] = LEVELS,
     names: Sequence[str] | None = None,
@@ -578,29 +730,34 @@ def run(
     after_days: int | None = None,
 ) -> dict[str, Any]:
     """Every chosen scenario in-process at each of `levels`, and through a real worker on the
-    local stack at each of `worker_levels` (needs `settings`)."""
+    local stack at each of `worker_levels` (needs `settings`).
+
+    With both, the in-process levels run in a second process while the worker path runs
+    (they share nothing; the worker path mostly waits on its worker): the whole bench takes
+    about as long as the longer of the two. Its progress goes to stderr."""
     chosen = [s for s in SCENARIOS if names is None or s.name in names]
     python = evidently_python(emit) if peer else None
     outcomes: list[Outcome] = []
-    for level in worker_levels:
-        from tools.bench_detection_worker import run_worker_level
+    beside = None
+    pool = None
+    if worker_levels and levels:
+        pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        beside = pool.submit(_in_process_child, list(levels), names, python, after_days)
+    try:
+        for level in worker_levels:
+            from tools.bench_detection_worker import run_worker_level
 
-        assert settings is not None
-        for out in asyncio.run(run_worker_level(settings, level, chosen, emit)):
-            emit(f"  {out.scenario} (worker): {_line(out)}")
-            outcomes.append(out)
-    for level in levels:
-        for s in chosen:
-            s = scenario_days(s, after_days)
-            emit(f"{s.name} at {level:,}/day ({s.days} days) ...")
-            with tempfile.TemporaryDirectory(prefix="runway-bench-detection-") as tmp:
-                with_peer = python is not None and level <= EVIDENTLY_MAX_PER_DAY
-                out = run_in_process(s, level, rows_dir=Path(tmp) if with_peer else None)
-                if with_peer:
-                    assert python is not None
-                    out.evidently = evidently_summary(s, evidently_days(python, Path(tmp)))
-            emit(f"  {_line(out)}")
-            outcomes.append(out)
+            assert settings is not None
+            for out in asyncio.run(run_worker_level(settings, level, chosen, emit)):
+                emit(f"  {out.scenario} (worker): {_line(out)}")
+                outcomes.append(out)
+        if beside is not None:
+            outcomes.extend(beside.result())
+        else:
+            outcomes.extend(in_process_levels(levels, names, python, after_days, emit))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return {
         "scenarios": [asdict(o) for o in outcomes],
         "targets": targets(outcomes),

@@ -24,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,82 +42,20 @@ from streams.producer import make_producer
 from tools.bench import RUNWAY, cleanup, stop_process
 from tools.bench_detection import (
     DAY_MS,
-    JITTER_MS,
+    RECORD_EVENTS,
     T0,
-    VERSION,
     Hourly,
     Outcome,
     Scenario,
-    draw,
-    features,
+    facts_document,
+    hourly_events,
+    hourly_of,
+    model_id,
     scenario_days,
     summarize,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-RECORD_EVENTS = 100
-
-
-def model_id(s: Scenario) -> str:
-    return s.name.replace("_", "-")
-
-
-def hourly_events(
-    s: Scenario, level: int, seed: int = 15
-) -> Iterator[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]]:
-    """(hour, its predictions, the labels observed in it) for the scenario's model, in order."""
-    import random
-
-    rng = random.Random(f"{seed}-{s.name}-{level}-worker")
-    model = model_id(s)
-    pending: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    change = s.change_ms if s.kind != "age" else None
-    end = T0 + s.days * DAY_MS
-    last_label_hour = end + (s.label_delay_ms or 0) + 6 * HOUR_MS
-    for hour in range(T0, last_label_hour, HOUR_MS):
-        preds = []
-        if hour < end:
-            first = -(-(hour - T0) * level // DAY_MS)
-            last = -(-(hour + HOUR_MS - T0) * level // DAY_MS)
-            for i in range(first, last):
-                ts = T0 + i * DAY_MS // level
-                changed = change is not None and ts >= change
-                score, y = draw(s, rng, changed)
-                feats = features(s, rng, changed)
-                pid = f"{model}-{i}"
-                event: dict[str, Any] = {
-                    "prediction_id": pid,
-                    "model_id": model,
-                    "model_version": VERSION,
-                    "timestamp": ts,
-                    "task": "binary",
-                    "score": score,
-                }
-                if feats is not None:
-                    event["features"] = feats
-                preds.append(event)
-                if s.label_delay_ms is not None:
-                    seen = ts + s.label_delay_ms + int(rng.expovariate(1 / JITTER_MS))
-                    pending[seen // HOUR_MS * HOUR_MS].append(
-                        {"prediction_id": pid, "model_id": model, "timestamp": seen, "label": y}
-                    )
-        labels = sorted(pending.pop(hour, []), key=lambda o: o["timestamp"])
-        if preds or labels:
-            yield hour, preds, labels
-
-
-def facts_document(s: Scenario) -> dict[str, Any]:
-    """The registry cache's model document (`registry.cache`) with the scenario's facts."""
-    facts = s.facts()
-    return {
-        "versions": [
-            {
-                "version": VERSION,
-                "trained_at": facts.trained_at_ms,
-                "max_age_ms": facts.max_age_ms,
-            }
-        ]
-    }
 
 
 def _free_port() -> int:
@@ -243,18 +181,7 @@ async def _hour_verdicts(
 
 
 def timeline_of(events: dict[int, dict[str, Any]], until_ms: int) -> list[Hourly]:
-    out = []
-    for at in sorted(events):
-        if at > until_ms:
-            continue
-        e = events[at]
-        signals = {
-            k.removeprefix("score_"): float(v)
-            for k, v in e["metrics"].items()
-            if k.startswith("score_") and isinstance(v, int | float)
-        }
-        out.append(Hourly(at, e["state"], e["score"], signals, e["reason"]))
-    return out
+    return [hourly_of(events[at]) for at in sorted(events) if at <= until_ms]
 
 
 async def run_worker_level(

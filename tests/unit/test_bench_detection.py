@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
 from staleness.config import StalenessConfig
+from streams.backtest import Event, run_backtest
+from tables import keys
 from tools.bench_detection import (
     CHANGE_DAY,
     DAY_MS,
     HOUR_MS,
+    SCENARIOS,
     T0,
     Hourly,
+    InProcess,
+    MemoryState,
     Scenario,
     evidently_summary,
+    facts_document,
+    hourly_events,
     markdown,
+    model_id,
     run_in_process,
     summarize,
     targets,
@@ -87,3 +104,73 @@ def test_a_small_drop_run_in_process() -> None:
     assert out.first_signal is not None and out.first_signal.startswith("performance")
     table = markdown({"scenarios": [vars(out)]})
     assert table.splitlines()[2].startswith("| drop_10pt | 20,000 | in-process | 96 | 0 |")
+
+
+# -- the in-process path: the join's rules and the worker's hour verdicts ----------------------
+
+
+def test_memory_state_scans_the_expiry_index_by_deadline_and_the_rest_by_key() -> None:
+    state = MemoryState()
+    due = [keys.expiry(t, keys.pair("m", pid)) for t, pid in ((30, "c"), (10, "a"), (20, "b"))]
+    for key in due:
+        state.put_absent(key, 1)
+    state.set(keys.pair("m", "a"), {"s": "P"})  # pairs are never scanned
+    state.set(keys.model("m"), {"clock": 5})
+    state.set(keys.model("k"), {"clock": 6})
+    state.delete_stored(due[2])  # (20, b) leaves; put back, it is one entry, not two
+    state.put_absent(due[2], 1)
+    state.delete(due[0])  # (30, c) leaves for good
+    got = state.scan(keys.EXPIRY, keys.expiry_bound(25))
+    assert got == [(due[1], 1), (due[2], 1)]
+    assert state.scan(keys.EXPIRY, keys.expiry_bound(25)) == got  # a scan changes nothing
+    state.delete(due[1])
+    assert state.scan(keys.EXPIRY, keys.expiry_bound(99)) == [(due[2], 1)]
+    assert state.scan(keys.MODEL, keys.MODEL_END) == [
+        (keys.model("k"), {"clock": 6}),
+        (keys.model("m"), {"clock": 5}),
+    ]
+    assert len(state) == 4
+
+
+def _backtest_of(s: Scenario, level: int, tmp: Path) -> list[dict[str, Any]]:
+    """The worker's join processor, checkpoints and hour verdicts (`runway backtest`) over the
+    scenario's events up to its end."""
+
+    async def source() -> AsyncIterator[tuple[int, Iterable[Event]]]:
+        end = T0 + s.days * DAY_MS
+        events: list[Event] = []
+        for hour, preds, labels in hourly_events(s, level):
+            if hour > end:
+                break
+            events += [("predictions", p) for p in preds] + [("outcomes", o) for o in labels]
+        yield 0, events
+
+    registry = {model_id(s): (facts_document(s), [])}
+    result = asyncio.run(run_backtest(source(), Settings(), registry=registry, state_dir=tmp))
+    return [v for v in result.verdicts if v["event_time"] <= T0 + s.days * DAY_MS]
+
+
+@pytest.mark.parametrize(
+    "name", ["drop_10pt", "score_shift_no_labels", "harder_inputs_labels_1d", "past_max_age"]
+)
+def test_in_process_verdicts_are_the_workers_join_and_hour_verdicts(
+    name: str, tmp_path: Path
+) -> None:
+    """Event for event, the in-process path's hour verdicts are those of the worker's own join
+    processor, RocksDB checkpoints and hour verdicts (`streams.backtest`, production label TTL
+    and retention) on the same events: its in-memory state and shorter TTL change nothing."""
+    s = next(sc for sc in SCENARIOS if sc.name == name)
+    s = replace(s, days=min(s.days, CHANGE_DAY + 1))
+    replay = InProcess(s, 1_000, CFG)
+    timeline = asyncio.run(replay.run())
+    expected = _backtest_of(s, 1_000, tmp_path)
+    hours = s.days * 24 - (s.label_delay_ms is None)  # no event crosses a never-labelled end
+    assert [v["event_time"] for v in expected] == [T0 + h * HOUR_MS for h in range(1, hours + 1)]
+
+    def same(v: dict[str, Any]) -> dict[str, Any]:
+        return {k: x for k, x in v.items() if k != "emitted_at"}
+
+    assert [same(v) for v in replay.verdicts] == [same(v) for v in expected]
+    assert [t.at_ms for t in timeline] == [v["event_time"] for v in expected]
+    assert replay.events == sum(len(p) + len(o) for _, p, o in hourly_events(s, 1_000)
+                                if _ <= T0 + s.days * DAY_MS)  # fmt: skip
