@@ -31,7 +31,7 @@ test: deps lint
 # and the disaster-recovery drill (docs/runbook.md);
 # `make test` keeps one short case of each kind. Figures go to var/faults/results.jsonl.
 test-faults: deps
-	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py tests/integration/test_dr.py
+	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py tests/integration/test_dr.py tests/integration/test_snapshot_restore.py
 
 demo: deps
 	$(BIN)/runway demo

@@ -19,6 +19,7 @@ from retrain.cli import register as register_retrain
 from stack.commands import register as register_stack
 from streams.app import create_app
 from streams.backtest_cli import register as register_backtest
+from streams.state_snapshot_cli import register as register_state_snapshots
 from streams.worker import build_worker
 from tools.bench import register as register_bench
 from tools.bench_detection import register as register_bench_detection
@@ -64,6 +65,7 @@ def build() -> faust.App:
     register_bench_isolation(app, settings)
     register_bench_recovery(app, settings)
     register_dr_drill(app, settings)
+    register_state_snapshots(app, settings)
     cli.help = HELP
     return app
 

@@ -9,6 +9,7 @@ the source.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def open_db(path: Path) -> Rdict:
     return Rdict(str(path), options=options)
 
 
-def write(db: Rdict, changes: dict[bytes, bytes | None], offset: int) -> None:
+def write(db: Rdict, changes: Mapping[bytes, bytes | None], offset: int) -> None:
     batch = WriteBatch(raw_mode=True)
     for key, value in changes.items():
         if value is None:
@@ -39,10 +40,10 @@ def write(db: Rdict, changes: dict[bytes, bytes | None], offset: int) -> None:
 
 
 def content(db: Rdict) -> dict[bytes, bytes]:
-    return {bytes(k): bytes(v) for k, v in db.items()}
+    return {bytes(k): bytes(v) for k, v in db.items()}  # type: ignore[arg-type]
 
 
-def apply(model: dict[bytes, bytes], changes: dict[bytes, bytes | None]) -> None:
+def apply(model: dict[bytes, bytes], changes: Mapping[bytes, bytes | None]) -> None:
     for key, value in changes.items():
         if value is None:
             model.pop(key, None)
@@ -74,8 +75,8 @@ async def test_snapshots_upload_only_new_files_and_restore_exactly(
     ssts = {f.name for f in one.manifest.files if f.name.endswith(".sst")}
     assert len(ssts) == 1 and one.uploaded_files == len(one.manifest.files)
 
-    second = {b"k%06d" % i: None for i in range(0, 20_000, 2)}  # deletions
-    second |= {b"n%06d" % i: os.urandom(40) for i in range(5_000)}
+    second: dict[bytes, bytes | None] = {b"k%06d" % i: None for i in range(0, 20_000, 2)}
+    second |= {b"n%06d" % i: os.urandom(40) for i in range(5_000)}  # and deletions above
     write(db, second, offset=250)
     apply(model, second)
     two = snaps.take_snapshot(

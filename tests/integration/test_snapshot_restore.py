@@ -1,0 +1,136 @@
+"""A worker without its disk restores from a state snapshot on S3 plus the changelog's tail.
+
+The first worker joins the first half of the crafted data set and stops; `runway
+state-snapshot` uploads its partition DBs; it comes back with its disk and joins the second
+half, so the changelog runs past the snapshot (the tail); it stops and its data directory and
+the speed view are deleted. Its replacement (`RUNWAY_STATE_SNAPSHOT_RESTORE=true`) downloads
+each partition's snapshot before Faust opens it, and Faust replays only the tail. The views
+after phase 2 must equal the oracle, as after a whole-changelog restore
+(test_recovery.py); the replacement must have read fewer changelog records than the
+changelog holds, and more than none; and its own schedule must have snapshotted again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import TopicPartition
+
+from config.settings import Settings, worker_environment
+from streams import state_snapshots as snaps
+from tests.integration import dataset
+from tests.integration.harness import ROOT, RUNWAY, Worker, group_caught_up, send_records, wait_for
+from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
+from tests.integration.test_recovery import delete_speed_view, last_start
+from tools.bench_recovery import parse_restore, read_ranges
+
+# ~2 minutes (three worker starts): `make test-faults`; `make test` keeps the in-process case
+# of test_state_snapshots.py (restore exact, incremental uploads, retention).
+pytestmark = [pytest.mark.integration, pytest.mark.faults]
+
+RESTORED = re.compile(r"state restore: (\w+)\[(\d+)\] restored from the snapshot")
+
+
+async def changelog_span(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
+    """Records each changelog partition holds (end - earliest)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from config.connections import kafka_options
+
+    consumer = AIOKafkaConsumer(**kafka_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(tps)
+        starts = await consumer.beginning_offsets(tps)
+        return {(tp.topic, tp.partition): ends[tp] - starts[tp] for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def test_a_worker_without_its_disk_restores_from_a_snapshot_and_the_tail(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = own_redis_prefix(settings)
+    data = dataset.build(events=6_000, seed=29)
+    half = len(data.phase1) // 2
+    topics = [settings.topic("predictions"), settings.topic("outcomes"), settings.topic("joined")]
+    config = worker_settings(settings, tmp_path, "snap")
+    log = tmp_path / "worker.log"
+    await send_records(settings, data.phase1[:half])
+    worker = Worker(config, log).start()
+    try:
+        await wait_for(worker.healthy, 90, "the worker's /health")
+        await wait_for(lambda: group_caught_up(settings, topics), 240, "the first half")
+        assert worker.stop() == "exit 0"
+
+        taken = subprocess.run(
+            [RUNWAY, "state-snapshot"],
+            env=worker_environment(config),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert taken.returncode == 0, taken.stderr
+        snapshots = [json.loads(line) for line in taken.stdout.splitlines()]
+        assert {s["table"] for s in snapshots} == {"join", "batch_view"}
+        covered = {(s["table"], s["partition"]): s["changelog_offset"] for s in snapshots}
+
+        worker = Worker(config, log).start()
+        await wait_for(worker.healthy, 90, "the worker's /health, with its disk")
+        await send_records(settings, data.phase1[half:])
+        await wait_for(lambda: group_caught_up(settings, topics), 240, "the second half")
+        assert worker.stop() == "exit 0"
+
+        shutil.rmtree(config.datadir)
+        assert await delete_speed_view(settings) > 0
+        changelogs = [f"{config.app_id}-{t}-changelog" for t in ("join", "batch_view")]
+        whole = await changelog_span(config, changelogs)
+
+        replacement = config.model_copy(
+            update={"state_snapshot_restore": True, "state_snapshot_interval_s": 1.0}
+        )
+        began = time.time()
+        worker = Worker(replacement, log).start()
+        await wait_for(worker.healthy, 90, "the replacement's /health")
+        await send_records(settings, data.phase2)
+        await wait_for(lambda: group_caught_up(settings, topics), 120, "phase 2 processed")
+        await check_everything(settings, data, tmp_path)
+
+        remote = snaps.remote_from_settings(config)
+
+        def snapshotted_again() -> bool:
+            return all(
+                (m := remote.latest("join", p, int(time.time() * 1000), 10**9)) is not None
+                and m.created_ms >= began * 1000
+                for (t, p), offset in covered.items()
+                if t == "join" and offset is not None  # a partition with no data: no snapshot
+            )
+
+        await wait_for(snapshotted_again, 60, "the replacement's scheduled snapshots")
+    except BaseException:
+        print(worker.log_tail(80))
+        raise
+    finally:
+        worker.stop()
+
+    lines = last_start(log)
+    restored = {(m[1], int(m[2])) for line in lines if (m := RESTORED.search(line))}
+    assert restored == set(covered), "every snapshotted partition restored from its snapshot"
+    restore = parse_restore(lines, began - 5)
+    tail, _ = await read_ranges(config, restore.ranges)
+    whole_records = sum(whole.values())
+    print(f"restore read {tail} changelog records of {whole_records}")
+    assert 0 < tail < whole_records
+    for (topic, partition), (first, _) in restore.ranges.items():
+        table = topic.removeprefix(f"{config.app_id}-").removesuffix("-changelog")
+        if (table, partition) in covered:
+            assert first > covered[(table, partition)], "the replay starts after the snapshot"
