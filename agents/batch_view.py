@@ -72,6 +72,7 @@ class BatchViewProcessor(Processor):
         self._now = wall_clock_ms
         self._buffers: dict[int, _Buffer] = {}
         self._cut_at: dict[int, int] = {}  # partition -> offset an interrupted flush ended at
+        self._legacy: set[int] = set()  # partitions holding seen-ids of the old layout
         self.failing = False  # the last Parquet write failed (for /health: degraded)
         self._producer = producer
         self._dead_letter_topic = dead_letter_topic
@@ -87,14 +88,16 @@ class BatchViewProcessor(Processor):
         if buffer is None:
             buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
         buffer.last_offset = message.offset
+        legacy = message.partition in self._legacy
         for row in self._rows(message):
             part.stream_time = max(part.stream_time, row["outcome_timestamp"])
             if dedup.first_sighting(
                 part.txn,
                 row["model_id"],
                 row["prediction_id"],
-                row["outcome_timestamp"],
+                row["timestamp"],
                 self._retention_ms,
+                legacy,
             ):
                 buffer.rows.append(row)
             else:
@@ -150,6 +153,7 @@ class BatchViewProcessor(Processor):
             self._buffers.pop(partition, None)
             self._cut_at.pop(partition, None)
             self._dead.pop(partition, None)
+            self._legacy.discard(partition)
 
     def _discard(self, partition: int) -> None:
         self._buffers.pop(partition, None)  # the rows are read again; a cut still stands
@@ -159,6 +163,8 @@ class BatchViewProcessor(Processor):
         known = partition in self.store.partitions
         part = self.store.partition(partition)
         if not known:
+            if dedup.holds_legacy(part.txn):
+                self._legacy.add(partition)
             intent = self._writer.read_intent(partition)
             if intent is not None and intent[0] > part.applied.get(self._topic, -1):
                 self._cut_at[partition] = intent[1]

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from contracts.ids import check_id, escape_id
+from contracts.ids import check_id, escape_id, plain_id
 
 SCHEMA = pa.schema(
     [
@@ -200,10 +200,56 @@ _CHECKS: dict[str, Any] = {
 }
 
 
+def _plain_number(value: Any) -> bool:
+    # `value - value == 0` holds for a finite float only (inf and NaN give NaN)
+    kind = value.__class__
+    return (kind is float and value - value == 0.0) or (kind is int and -_EXACT <= value <= _EXACT)
+
+
+def _plainly_writable(row: Any) -> bool:
+    """The common row, checked with plain type tests (the batch view's fast path: the checks
+    below cost a fifth of its CPU). True only where `row_problem` finds nothing; a row it
+    declines may still be writable, and `row_problem` decides and words why not."""
+    if row.__class__ is not dict:
+        return False
+    get = row.get
+    timestamp, outcome_ts, delay = get("timestamp"), get("outcome_timestamp"), get("label_delay_ms")
+    version, features = get("schema_version"), get("features")
+    model, model_version = get("model_id"), get("model_version")
+    return (
+        timestamp.__class__ is int
+        and 0 <= timestamp < 10**14
+        and outcome_ts.__class__ is int
+        and 0 <= outcome_ts < 10**14
+        and delay.__class__ is int
+        and -_INT64 <= delay < _INT64
+        and get("task").__class__ is str
+        and _plain_number(get("score"))
+        and _plain_number(get("label"))
+        and (version is None or (version.__class__ is int and 1 <= version < 2**31))
+        and (features is None or features.__class__ is dict)
+        and plain_id(get("prediction_id"))
+        and model.__class__ is str
+        and model_version.__class__ is str
+        and _known_id(model)
+        and _known_id(model_version)
+    )
+
+
+@functools.lru_cache(maxsize=4_096)
+def _known_id(value: str) -> bool:
+    """`plain_id`, remembered: a record's rows share their model and version ids."""
+    return plain_id(value)
+
+
 def row_problem(row: Any) -> str | None:
     """Why a joined event cannot be a Parquet row (None: it can). Cheap, unlike a schema
     validation: the rows come from the join, which validated their events at the door; this
     catches whatever else a producer may have written to `joined`."""
+    return None if _plainly_writable(row) else _worded_problem(row)
+
+
+def _worded_problem(row: Any) -> str | None:
     if not isinstance(row, dict):
         return "a joined event is not a JSON object"
     for name, ok in _CHECKS.items():

@@ -1,8 +1,16 @@
 """Which joined pairs the batch view has already written, by model and prediction_id. Pure.
 
 A replay of the join can put a pair on `joined` twice; the batch view keeps each pair once.
-An id is remembered for a retention period of event time (its outcome's timestamp onwards),
-with one expiry-index entry each, so forgetting costs work in proportion to what is forgotten.
+A pair is remembered for a retention period of event time from its prediction's timestamp,
+which every copy of the pair carries alike (the join's first prediction wins), in ONE key: an
+expiry-index key whose deadline is that timestamp plus the retention and whose target is the
+pair's seen key. A sighting is one lookup of that key, forgetting is a scan of the index up to
+the stream time, and each pair costs one changelog record, not two (a seen key and its index
+entry: a tenth of the worker's changelog records, measured).
+
+State written before this layout (a seen key holding its deadline, plus an index entry whose
+value is `LEGACY_INDEX`) is still honoured: a partition that holds any is flagged by the caller
+(`holds_legacy`), its lookups also try the old key, and its old entries expire as before.
 """
 
 from __future__ import annotations
@@ -10,25 +18,37 @@ from __future__ import annotations
 from tables import keys
 from tables.join import State
 
+SIGHTING = 2  # the value of a one-key sighting
+LEGACY_INDEX = 1  # the value of an old layout's index entry (its target: a seen key)
+
 
 def first_sighting(
-    state: State, model_id: str, prediction_id: str, event_time: int, retention_ms: int
+    state: State,
+    model_id: str,
+    prediction_id: str,
+    predicted_at: int,
+    retention_ms: int,
+    legacy: bool = False,
 ) -> bool:
-    key = keys.seen(model_id, prediction_id)
-    if state.get(key) is not None:
+    seen = keys.seen(model_id, prediction_id)
+    key = keys.expiry(predicted_at + retention_ms, seen)
+    if state.get(key) is not None or (legacy and state.get(seen) is not None):
         return False
-    deadline = event_time + retention_ms
-    state.set(key, deadline)
-    # absent: the pair was unseen, and its index entry goes and comes with its seen key
-    state.put_absent(keys.expiry(deadline, key), 1)
+    state.set(key, SIGHTING)
     return True
 
 
 def forget_expired(state: State, upto_ms: int) -> int:
     due = list(state.scan(keys.EXPIRY, keys.expiry_bound(upto_ms)))
-    for index_key, _ in due:
-        deadline, target = keys.split_expiry(index_key)
-        state.delete(index_key)
-        if state.get(target) == deadline:
-            state.delete(target)
+    for index_key, value in due:
+        state.delete_stored(index_key)
+        if value == LEGACY_INDEX:
+            deadline, target = keys.split_expiry(index_key)
+            if state.get(target) == deadline:
+                state.delete(target)
     return len(due)
+
+
+def holds_legacy(state: State) -> bool:
+    """Whether the partition holds seen keys of the old layout (one seek)."""
+    return next(iter(state.scan(keys.SEEN, keys.SEEN_END)), None) is not None

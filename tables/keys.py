@@ -39,6 +39,7 @@ MODEL = b"m"
 MODEL_END = b"n"  # the first key after every model record
 REFERENCE = b"r"
 SEEN = b"s"
+SEEN_END = b"t"  # the first key after every seen key
 
 _BE = struct.Struct(">Q")
 

@@ -12,12 +12,20 @@ from typing import Any
 
 import orjson
 import pyarrow.dataset as ds
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agents.batch_view import BatchViewProcessor
 from agents.continuity import Continuity
 from agents.ownership import Ownership
 from contracts.telemetry import Telemetry
-from sinks.batch_view import ParquetWriter, open_filesystem, row_problem
+from sinks.batch_view import (
+    ParquetWriter,
+    _plainly_writable,
+    _worded_problem,
+    open_filesystem,
+    row_problem,
+)
 from tables.checkpoint import CheckpointStore
 from tests.unit.faultkit import Disk, FakeGroup, FakeKafka, Faults, Inputs
 
@@ -57,6 +65,40 @@ def test_row_problem_names_what_a_parquet_row_cannot_hold() -> None:
         assert problem is not None and field in problem, field
     assert "schema_version" in (row_problem(joined("a", schema_version=2**40)) or "")
     assert row_problem([1, 2]) == "a joined event is not a JSON object"
+
+
+_ODD_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 10**14 - 1, 10**14, 2**53, 2**53 + 1, -(2**63), 2**63, 2**31, -1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=70),
+    st.sampled_from(["", "__HIVE_DEFAULT_PARTITION__", "a\x00b", "x" * 60, "x" * 61, "\u0085"]),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_FIELDS = [*joined("a"), "schema_version", "features"]
+
+
+@given(
+    st.dictionaries(st.sampled_from(_FIELDS), _ODD_VALUES, max_size=4),
+    st.sets(st.sampled_from(_FIELDS), max_size=2),
+)
+def test_the_fast_path_passes_only_rows_the_full_checks_pass(
+    changes: dict[str, Any], dropped: set[str]
+) -> None:
+    row = {k: v for k, v in joined("a", **changes).items() if k not in dropped}
+    if _plainly_writable(row):
+        assert _worded_problem(row) is None, row
+    assert (row_problem(row) is None) == (_worded_problem(row) is None)
+
+
+def test_the_fast_path_takes_the_join_s_rows() -> None:
+    assert _plainly_writable(joined("a"))
+    assert _plainly_writable(joined("a", schema_version=1, features={"x": 1}, label=0.0))
+    assert not _plainly_writable(joined("a", label=float("nan")))
+    assert not _plainly_writable(joined("a", model_id=["m"]))  # unhashable: no cache lookup
 
 
 async def test_unwritable_joined_records_become_dead_letters_and_the_rest_is_written(
