@@ -30,6 +30,8 @@ RTO. Every phase has its own topics, group, Redis keys and data directories (`ru
    standby position, the first fetch. Once at the default `RUNWAY_SESSION_TIMEOUT_S`
    (`failover_session_timeout_s`) and once with the killed worker at
    `--fast-session-timeout` (`failover_fast_s`).
+4. **snapshot**: a partition restored from an S3 state snapshot plus the changelog's tail
+   (`snapshot_*`; tools/bench_snapshot.py). `--phases snapshot` runs it alone.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ DRAIN_TIMEOUT_S = 1800.0
 SETTLE_TIMEOUT_S = 300.0
 AFTER_EVENTS_PER_MODEL = 40  # the small backlog sent after each loss: a few records a model
 AFTER_BATCH_SIZE = 10
+# cold: changelog restore; standby: takeover and failovers; snapshot: tools/bench_snapshot.py
+PHASES = ("cold", "standby", "snapshot")
 
 RESTORE_STARTED = "Restoring state from changelog topics"
 RESTORE_DONE = "Done reading from changelog topics"
@@ -559,9 +563,12 @@ async def run_recovery_bench(
     models: int,
     fast_session_timeout_s: float,
     emit: Emit = print,
+    phases: Iterable[str] = PHASES,
+    snapshot_probe_mb: int = 128,
 ) -> dict[str, Any]:
-    """Both phases; the dict is what `--json` prints (also written to
-    var/bench/recovery.json)."""
+    """The phases asked for (all by default); the dict is what `--json` prints (also written
+    to var/bench/recovery.json, or recovery-<phases>.json for some of them)."""
+    chosen = [p for p in PHASES if p in set(phases)]
     began = time.monotonic()
 
     def say(text: str) -> None:
@@ -578,16 +585,27 @@ async def run_recovery_bench(
         "load_average_1m_at_start": round(os.getloadavg()[0], 2),
     }
     try:
-        result.update(await cold_phase(base, workdir, events, batch_size, models, say))
-        result.update(
-            await standby_phases(
-                base, workdir, events, batch_size, models, fast_session_timeout_s, say
+        if "cold" in chosen:
+            result.update(await cold_phase(base, workdir, events, batch_size, models, say))
+        if "standby" in chosen:
+            result.update(
+                await standby_phases(
+                    base, workdir, events, batch_size, models, fast_session_timeout_s, say
+                )
             )
-        )
+        if "snapshot" in chosen:
+            from tools.bench_snapshot import snapshot_phase  # it builds on this module
+
+            result.update(
+                await snapshot_phase(
+                    base, workdir, events, batch_size, models, snapshot_probe_mb, say
+                )
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
-    out = Path(__file__).resolve().parents[1] / "var" / "bench" / "recovery.json"
+    name = "recovery" if chosen == list(PHASES) else f"recovery-{'-'.join(chosen)}"
+    out = Path(__file__).resolve().parents[1] / "var" / "bench" / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -10,7 +10,7 @@ import faust
 from faust.cli import option
 
 from config.settings import Settings
-from tools.bench_recovery import run_recovery_bench
+from tools.bench_recovery import PHASES, run_recovery_bench
 
 
 def _seconds(value: Any) -> str:
@@ -22,7 +22,50 @@ def _rate(value: Any, unit: str, digits: int = 1) -> str:
 
 
 def table(result: dict[str, Any]) -> Any:
-    """Cold restore against the standby's takeover, then the failovers after SIGKILL."""
+    """Cold restore against the standby's takeover, then the failovers after SIGKILL; the
+    snapshot phase's figures in a table of their own."""
+    from rich.console import Group
+
+    tables = []
+    if "restore_s" in result and "standby_restore_s" in result:
+        tables.append(changelog_table(result))
+    if "snapshot_restore_s" in result:
+        tables.append(snapshot_table(result))
+    return Group(*tables)
+
+
+def snapshot_table(result: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    out = Table(
+        title=f"runway bench-recovery, snapshot: {result['snapshot_events']:,} events joined, "
+        f"{result['partitions']} partitions"
+    )
+    out.add_column("measure")
+    out.add_column("value", justify="right")
+    rows = [
+        ("snapshot_bytes", f"{result['snapshot_bytes']:,}"),
+        ("snapshot_upload_mb_per_s", _rate(result["snapshot_upload_mb_per_s"], "MB/s", 2)),
+        ("snapshot_restore_s (downloads)", _seconds(result["snapshot_restore_s"])),
+        ("snapshot_restore_mb_per_s", _rate(result["snapshot_restore_mb_per_s"], "MB/s", 2)),
+        ("snapshot_tail_records", f"{result['snapshot_tail_records']:,}"),
+        ("changelog records (whole)", f"{result['snapshot_changelog_records']:,}"),
+        ("snapshot_tail_restore_s", _seconds(result["snapshot_tail_restore_s"])),
+        ("snapshot_first_record_after_s", _seconds(result["snapshot_first_record_after_s"])),
+    ]
+    if "snapshot_probe_bytes" in result:
+        rows += [
+            ("probe bytes (one partition)", f"{result['snapshot_probe_bytes']:,}"),
+            ("probe upload", _rate(result["snapshot_probe_upload_mb_per_s"], "MB/s")),
+            ("probe restore", _rate(result["snapshot_probe_restore_mb_per_s"], "MB/s")),
+            ("probe restore CPU", _rate(result["snapshot_probe_restore_cpu_s_per_gb"], "s/GB", 2)),
+        ]
+    for label, value in rows:
+        out.add_row(label, value)
+    return out
+
+
+def changelog_table(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
     out = Table(
@@ -67,6 +110,17 @@ def register(app: faust.App, settings: Settings) -> None:
             default=10.0,
             help="The second failover's RUNWAY_SESSION_TIMEOUT_S (the first: the setting's).",
         ),
+        option(
+            "--phases",
+            default=",".join(PHASES),
+            help="Comma list of phases: cold, standby, snapshot (default: all).",
+        ),
+        option(
+            "--snapshot-probe-mb",
+            type=int,
+            default=128,
+            help="The snapshot phase's probe: one partition DB of this size through S3 (0: none).",
+        ),
         option("--json", "as_json", is_flag=True, default=False, help="Print one JSON object."),
         name="bench-recovery",
     )
@@ -76,6 +130,8 @@ def register(app: faust.App, settings: Settings) -> None:
         batch_size: int,
         models: int,
         fast_session_timeout: float,
+        phases: str,
+        snapshot_probe_mb: int,
         as_json: bool,
     ) -> None:
         """Restore speed from the changelog, with and without a standby; failover after SIGKILL."""
@@ -90,6 +146,8 @@ def register(app: faust.App, settings: Settings) -> None:
             models=models,
             fast_session_timeout_s=fast_session_timeout,
             emit=say,
+            phases=[p.strip() for p in phases.split(",") if p.strip()],
+            snapshot_probe_mb=snapshot_probe_mb,
         )
         from rich.console import Console
 
