@@ -61,7 +61,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -364,7 +364,7 @@ class InProcess:
         for hour, preds, labels in hourly_events(self.s, self.level, self.seed):
             if hour > end:  # the events of hour `end` (labels) cross it: its verdict is in
                 break
-            if rows is not None:
+            if rows is not None and preds:  # (the hour `end` has labels only)
                 rows(hour, [(p["timestamp"], p["score"], p.get("features")) for p in preds])
             self._fetch("predictions", preds)
             self._fetch("outcomes", labels)
@@ -743,6 +743,12 @@ def run(
     if worker_levels and levels:
         pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         beside = pool.submit(_in_process_child, list(levels), names, python, after_days)
+
+        def failed(done: Future[list[Outcome]]) -> None:  # said at once: the worker path
+            if not done.cancelled() and done.exception() is not None:  # may run 30 min more
+                emit(f"in-process path failed: {done.exception()!r}")
+
+        beside.add_done_callback(failed)
     try:
         for level in worker_levels:
             from tools.bench_detection_worker import run_worker_level

@@ -174,3 +174,15 @@ def test_in_process_verdicts_are_the_workers_join_and_hour_verdicts(
     assert [t.at_ms for t in timeline] == [v["event_time"] for v in expected]
     assert replay.events == sum(len(p) + len(o) for _, p, o in hourly_events(s, 1_000)
                                 if _ <= T0 + s.days * DAY_MS)  # fmt: skip
+
+
+def test_the_peers_daily_rows_are_the_predictions_of_each_day(tmp_path: Path) -> None:
+    """Evidently's input: one CSV per day of predictions (the labels-only hour at the end
+    writes none: an empty day made Evidently fail)."""
+    s = next(sc for sc in SCENARIOS if sc.name == "past_max_age")  # 3 days
+    run_in_process(s, 1_000, CFG, rows_dir=tmp_path)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["day000.csv", "day001.csv", "day002.csv"]
+    for name in files:
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0] == "score" and len(lines) == 1 + 1_000
