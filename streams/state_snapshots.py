@@ -55,7 +55,11 @@ log = logging.getLogger(__name__)
 
 LINEAGE_FILE = "RUNWAY-SNAPSHOT.json"  # in the DB directory: its lineage, the files it restored
 TRANSFER_THREADS = 8  # files moved at once
-TRANSFER = TransferConfig(multipart_threshold=64 * 1024**2, max_concurrency=4)
+# Ranged parts of 16 MiB, 4 at once per file: AWS advises 8-16 MB ranges and one connection per
+# 85-90 MB/s wanted; 8 files x 4 parts saturate a 10-25 Gb/s NIC (docs/capacity.md).
+TRANSFER = TransferConfig(
+    multipart_threshold=16 * 1024**2, multipart_chunksize=16 * 1024**2, max_concurrency=4
+)
 
 
 class SnapshotAborted(RuntimeError):
