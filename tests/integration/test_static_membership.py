@@ -32,9 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.protocol.group import MemberAssignment
 
 from config.settings import Settings
+from stack.topics import ensure_topics
 from tests.integration import dataset
 from tests.integration.faults import Report, admin_client, committed_reach, end_offsets
 from tests.integration.harness import Worker, group_caught_up, send_records, wait_for
@@ -81,6 +83,12 @@ def by_instance(members: dict[str, Member], instance: str) -> Member | None:
     return found[0] if len(found) == 1 else None
 
 
+def partition_of(key: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a key (murmur2, as the producer does)."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key.encode(), every, every))
+
+
 def count(log: Path, text: str) -> int:
     return sum(text in line for line in log.read_text(errors="replace").splitlines())
 
@@ -97,7 +105,14 @@ def leads(log: Path) -> bool:
 
 
 async def restart_one_of_two(
-    base: Settings, tmp: Path, *, static: bool, kill: bool, leader: bool, case: str
+    base: Settings,
+    tmp: Path,
+    *,
+    static: bool,
+    kill: bool,
+    leader: bool,
+    case: str,
+    events: int = 6_000,
 ) -> dict[str, Any]:
     """Two workers join phase 1; one of them (the group's leader, or not) stops or is killed,
     phase 2 is sent, and it restarts with its disk.
@@ -105,8 +120,20 @@ async def restart_one_of_two(
     Returns the figures; the assertions about the group are the caller's (they differ between
     static and dynamic membership), the views' exactness is checked here for both.
     """
-    settings = own_redis_prefix(base)
-    data = dataset.build(events=6_000, seed=29)
+    # Two partitions, one per worker, and models on both (with 4 the data set's model ids all
+    # hash to two of them, and the restarted worker could own only empty ones).
+    settings = own_redis_prefix(
+        base.model_copy(
+            update={
+                "partitions": 2,
+                "topic_prefix": base.topic_prefix.replace("test-", "static-"),
+                "app_id": base.app_id + "-static",
+            }
+        )
+    )
+    await ensure_topics(settings)
+    data = dataset.build(events=events, seed=29, models=8)
+    assert {partition_of(m.model_id, 2) for m in data.truth.models} == {0, 1}
     topics = [settings.topic(name) for name in ("predictions", "outcomes", "joined")]
     ids = {name: f"{settings.app_id}-{name}" if static else "" for name in ("a", "b")}
     configs = {
@@ -151,6 +178,13 @@ async def restart_one_of_two(
         _, while_away = await describe_group(settings)
         await send_records(settings, data.phase2)
         ends = await end_offsets(settings, topics)
+        if not static:  # the other one takes every partition over (a restore) before the restart
+            await wait_for(
+                lambda: join_owned(logs[other]) == list(range(settings.partitions)),
+                600,
+                "the other worker to own every partition after its restore",
+            )
+        away_s = time.monotonic() - began
 
         restarted = time.monotonic()
         since = time.time()
@@ -173,11 +207,13 @@ async def restart_one_of_two(
         for worker in workers.values():
             worker.stop()
     figures = {
+        "events": events,
         "static": static,
         "kill": kill,
         "leader": leader,
         "session_timeout_s": configs[gone].session_timeout_s,
         "stop_s": round(stopped_s, 1),
+        "away_s": round(away_s, 1),
         "restart_to_processed_s": round(processing_s, 1),
         "restored_records": restored,
         "restore_s": round(restore.seconds, 2),
@@ -239,9 +275,32 @@ async def test_a_static_member_sigkilled_and_restarted_keeps_its_partitions(
 @pytest.mark.faults
 async def test_dynamic_members_rebalance_on_a_restart(settings: Settings, tmp_path: Path) -> None:
     """The contrast: without ids a clean stop leaves the group and the restart joins it again,
-    two rebalances that the other member takes part in."""
+    two rebalances that the other member takes part in. The restart waits for the other one's
+    takeover to end: a rebalance during a restore is another matter (README, known issues)."""
     figures = await restart_one_of_two(
         settings, tmp_path, static=False, kill=False, leader=True, case="dynamic-restart-clean"
     )
     assert figures["members_while_away"] == 1
     assert figures["other_rejoins"] >= 2 and figures["other_assignments"] >= 2
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("static", [True, False], ids=["static", "dynamic"])
+async def test_restart_with_more_state(settings: Settings, tmp_path: Path, static: bool) -> None:
+    """The figures of docs/capacity.md: ten times the state, the leader restarted cleanly, with
+    and without static membership (the restarted worker's time to process again, the records
+    restored by either member)."""
+    figures = await restart_one_of_two(
+        settings,
+        tmp_path,
+        static=static,
+        kill=False,
+        leader=True,
+        case=f"{'static' if static else 'dynamic'}-restart-clean-60k",
+        events=60_000,
+    )
+    if static:
+        assert_kept_in_place(figures)
+        assert figures["restored_records"] == 0
+    else:
+        assert figures["other_rejoins"] >= 2
