@@ -7,7 +7,8 @@ the speed view are deleted. Its replacement (`RUNWAY_STATE_SNAPSHOT_RESTORE=true
 each partition's snapshot before Faust opens it, and Faust replays only the tail. The views
 after phase 2 must equal the oracle, as after a whole-changelog restore
 (test_recovery.py); the replacement must have read fewer changelog records than the
-changelog holds, and more than none; and its own schedule must have snapshotted again.
+changelog holds, and more than none; its own schedule must have snapshotted again; and its
+tables must equal, key for key, those a worker rebuilds from the whole changelog.
 """
 
 from __future__ import annotations
@@ -21,20 +22,40 @@ from pathlib import Path
 
 import pytest
 from aiokafka import TopicPartition
+from rocksdict import AccessType, Options, Rdict
 
 from config.settings import Settings, worker_environment
+from stack.processes import free_port
 from streams import state_snapshots as snaps
+from tables.checkpoint import FAUST_OFFSET_KEY
 from tests.integration import dataset
 from tests.integration.harness import ROOT, RUNWAY, Worker, group_caught_up, send_records, wait_for
 from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
 from tests.integration.test_recovery import delete_speed_view, last_start
-from tools.bench_recovery import parse_restore, read_ranges
+from tools.bench_recovery import owned_partitions, parse_restore, read_ranges
 
 # ~2 minutes (three worker starts): `make test-faults`; `make test` keeps the in-process case
 # of test_state_snapshots.py (restore exact, incremental uploads, retention).
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 RESTORED = re.compile(r"state restore: (\w+)\[(\d+)\] restored from the snapshot")
+
+
+def tables_content(datadir: Path) -> dict[str, dict[bytes, bytes]]:
+    """Every partition DB under a data directory (by name), its keys and values; Faust's
+    changelog offset left out (it is where each copy stopped reading, not state)."""
+    found = {}
+    for path in sorted(datadir.glob("**/tables/*.db")):
+        db = Rdict(str(path), options=Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            found[path.name] = {
+                bytes(k): bytes(v)  # type: ignore[arg-type]
+                for k, v in db.items()
+                if k != FAUST_OFFSET_KEY
+            }
+        finally:
+            db.close()
+    return {name: content for name, content in found.items() if content}
 
 
 async def changelog_span(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
@@ -121,6 +142,25 @@ async def test_a_worker_without_its_disk_restores_from_a_snapshot_and_the_tail(
         raise
     finally:
         worker.stop()
+
+    # Exactness: the tables restored from the snapshot plus the tail (then joined on) hold what
+    # a restore of the whole changelog makes of the same changelogs, key for key.
+    whole_config = config.model_copy(
+        update={"datadir": tmp_path / "data-whole", "web_port": free_port()}
+    )
+    rebuilt = Worker(whole_config, tmp_path / "whole.log").start()
+    try:
+        await wait_for(
+            lambda: owned_partitions(last_start(tmp_path / "whole.log")),
+            180,
+            "the whole-changelog restore",
+        )
+    finally:
+        assert rebuilt.stop() == "exit 0"
+    mine, theirs = tables_content(config.datadir), tables_content(whole_config.datadir)
+    assert sorted(theirs) == sorted(mine)
+    for name, content in mine.items():
+        assert content == theirs[name], f"{name} differs from the whole-changelog restore"
 
     lines = last_start(log)
     restored = {(m[1], int(m[2])) for line in lines if (m := RESTORED.search(line))}
