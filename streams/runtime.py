@@ -31,6 +31,7 @@ from faust.types import TP
 from agents.continuity import RawRecord
 from streams.backfill import read_range
 from streams.feed import Feed, Partition
+from tables.standby import apply_changelog
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class FeedingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer; fetched records of fed topics go to their `Feed`, whole."""
 
     feeds: Mapping[str, Feed] = {}
+    # (tp, records) -> True when it applied them itself: a standby's changelog (tables.standby)
+    standby: Callable[[Any, list[Any]], bool] | None = None
     fetches = 0  # calls of `_getmany` (the watchdog tells a busy fetch loop from a stalled one)
     last_asked: Set[Any] = frozenset()  # input partitions (TPs) of the last fetch
 
@@ -48,7 +51,7 @@ class FeedingConsumer(faust_aiokafka.Consumer):
         type(self).fetches += 1
         feeds = self.feeds
         if not feeds or active_partitions is None:
-            return await super()._getmany(active_partitions, timeout)
+            return self._standbys_applied(await super()._getmany(active_partitions, timeout))
         held: set[Any] = set()
         for feed in set(feeds.values()):
             held |= feed.held()
@@ -76,7 +79,14 @@ class FeedingConsumer(faust_aiokafka.Consumer):
                     batch[0].offset,
                     batch[-1].offset,
                 )
-        return rest
+        return self._standbys_applied(rest)
+
+    def _standbys_applied(self, records: Mapping[Any, Any]) -> Mapping[Any, Any]:
+        """The fetch less the standby changelog records applied here, in bulk."""
+        apply = self.standby
+        if apply is None or not records:
+            return records
+        return {tp: batch for tp, batch in records.items() if not apply(tp, batch)}
 
 
 async def _seek_offsets_from_zero(
@@ -102,7 +112,9 @@ def patch_faust() -> None:
 class Runtime:
     """What the processors, sinks and the watchdog may ask of the Faust app, typed and small."""
 
-    def __init__(self, app: faust.App, kafka: Mapping[str, Any]) -> None:
+    def __init__(
+        self, app: faust.App, kafka: Mapping[str, Any], *, bulk_standby: bool = False
+    ) -> None:
         patch_faust()
         self._app = app
         self._kafka = kafka  # config.connections.kafka_options: servers and security
@@ -112,8 +124,14 @@ class Runtime:
         # This app's consumer class, built before Faust builds the consumer: it feeds this
         # runtime's feeds (one dict, filled by `feed`), not those of another app in the process.
         self._consumer_class: type[FeedingConsumer] = type(
-            "FeedingConsumer", (FeedingConsumer,), {"feeds": self._feeds}
+            "FeedingConsumer",
+            (FeedingConsumer,),
+            {
+                "feeds": self._feeds,
+                "standby": staticmethod(self._apply_standby) if bulk_standby else None,
+            },
         )
+        self._bulk_standby_tps: set[Any] = set()  # logged once each
         app.transport.Consumer = self._consumer_class  # type: ignore[misc]
 
     # -- records -------------------------------------------------------------------------
@@ -180,6 +198,31 @@ class Runtime:
     def fetches(self) -> int:
         """How many fetches the group's consumer has made (whatever they brought)."""
         return self._consumer_class.fetches
+
+    def _apply_standby(self, tp: Any, batch: list[Any]) -> bool:
+        """A standby partition's fetched changelog records, written in one WriteBatch instead
+        of Faust's per-record recovery path (`tables.standby`); False for any other partition.
+
+        Faust's own bookkeeping stays true: its standby offset moves to the last record, so its
+        seeks, lag figures and a later promotion read on from there, as after its own apply.
+        """
+        recovery: Any = self._app.tables.recovery  # type: ignore[attr-defined]
+        if tp not in recovery.standby_tps or tp in recovery.active_tps:
+            return False
+        table = recovery.tp_to_table.get(tp)
+        if table is None:
+            return False
+        db = table.data._db_for_partition(tp.partition)
+        after = recovery.standby_offsets.get(tp)
+        last = apply_changelog(db, ((r.offset, r.key, r.value) for r in batch), after)
+        if last is not None:
+            recovery.standby_offsets[tp] = last
+        if tp not in self._bulk_standby_tps:
+            self._bulk_standby_tps.add(tp)
+            log.info(
+                "standby: %s[%s] applied in bulk from offset %s", tp.topic, tp.partition, after
+            )
+        return True
 
     # -- group -----------------------------------------------------------------------------
     def rebalancing(self) -> bool:

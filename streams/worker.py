@@ -107,7 +107,7 @@ def _continuity(runtime: Runtime, telemetry: Telemetry) -> Continuity:
 
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     telemetry = Telemetry()
-    runtime = Runtime(app, kafka_options(settings))
+    runtime = Runtime(app, kafka_options(settings), bulk_standby=settings.standby_bulk_apply)
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
     windows = parse_windows(settings.windows)
     topics = settings.topic_names
