@@ -8,6 +8,7 @@ the source.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from rocksdict import Options, Rdict, WriteBatch
 
 from config.settings import Settings
 from streams import state_snapshots as snaps
+from streams.state_snapshot_cli import restore_dir, snapshot_dir
 from tables.checkpoint import FAUST_OFFSET_KEY
 
 pytestmark = pytest.mark.integration
@@ -158,3 +160,45 @@ async def test_a_restored_db_shares_its_files_and_retention_deletes_the_rest(
     manifests = [k for k in left if "/manifests/" in k]
     assert len(manifests) == 1
     assert set(left) - set(manifests) == referenced
+
+
+async def test_the_operator_commands_snapshot_a_data_directory_and_fill_another(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runway state-snapshot` and `state-restore`'s functions, on a table directory as Faust
+    lays it out (`{table}-{partition}.db`)."""
+    source = tmp_path / "a" / "tables"
+    source.mkdir(parents=True)
+    written = {}
+    for table, partition in (("join", 0), ("join", 2), ("batch_view", 2)):
+        db = open_db(source / f"{table}-{partition}.db")
+        name = f"{table}-{partition}-".encode()
+        rows: dict[bytes, bytes | None] = {name + b"%d" % i: b"v" for i in range(100)}
+        write(db, rows, offset=partition + 10)
+        db.close()
+        written[(table, partition)] = rows
+
+    snapshot_dir(settings, source, (), ())
+    taken = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((d["table"], d["partition"], d["changelog_offset"]) for d in taken) == [
+        ("batch_view", 2, 12),
+        ("join", 0, 10),
+        ("join", 2, 12),
+    ]
+
+    target = tmp_path / "b" / "tables"
+    (target).mkdir(parents=True)
+    (target / "join-0.db").mkdir()  # present: left alone
+    restore_dir(settings, target, ("join",), ())
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    done = {(d["table"], d["partition"]): d for d in printed}
+    assert done[("join", 0)]["restored"] is False and done[("join", 0)]["reason"] == "exists"
+    assert done[("join", 2)]["restored"] is True and done[("join", 2)]["changelog_offset"] == 12
+    assert ("batch_view", 2) not in done  # not asked for
+    db = open_db(target / "join-2.db")
+    try:
+        got = content(db)
+        got.pop(FAUST_OFFSET_KEY)
+        assert got == written[("join", 2)]
+    finally:
+        db.close()
