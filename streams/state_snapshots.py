@@ -43,6 +43,7 @@ import boto3
 import orjson
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from rocksdict import AccessType, Checkpoint, Options, Rdict
 
 from config.connections import s3_keys
@@ -392,12 +393,25 @@ class Snapshotter:
         *,
         keep: int,
         stopping: Callable[[], bool],
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._remote = remote
         self._sources = sources
         self._keep = keep
         self._stopping = stopping
         self._done: dict[tuple[str, int], int | None] = {}  # offset of the last snapshot
+        # For an alert: a restore falls back to the whole changelog once the newest snapshot is
+        # older than RUNWAY_STATE_SNAPSHOT_MAX_AGE_S, so rounds that keep failing must be seen.
+        self.completed = Gauge(
+            "runway_state_snapshot_completed_timestamp_seconds",
+            "When the worker's last snapshot round of every owned partition succeeded",
+            registry=registry,
+        )
+        self.uploaded = Counter(
+            "runway_state_snapshot_uploaded_bytes",
+            "Bytes of state files uploaded by snapshots",
+            registry=registry,
+        )
 
     async def run_once(self) -> list[SnapshotResult]:
         results: list[SnapshotResult] = []
@@ -422,6 +436,7 @@ class Snapshotter:
                 except SnapshotAborted:
                     return results
                 self._done[(source.table, partition)] = result.manifest.changelog_offset
+                self.uploaded.inc(result.uploaded_bytes)
                 log.info(
                     "state snapshot: %s[%d] at changelog offset %s: %d of %d files uploaded "
                     "(%d of %d bytes) in %.2f s; checkpoint %.3f s",
@@ -436,6 +451,7 @@ class Snapshotter:
                     result.checkpoint_s,
                 )
                 results.append(result)
+        self.completed.set_to_current_time()
         return results
 
 
@@ -489,7 +505,10 @@ def _path(data: Any, partition: int) -> Path:
 
 
 def install_snapshots(
-    settings: Settings, tables: list[tuple[Any, Any]], stopping: Callable[[], bool]
+    settings: Settings,
+    tables: list[tuple[Any, Any]],
+    stopping: Callable[[], bool],
+    registry: CollectorRegistry | None = None,
 ) -> tuple[float, Callable[[], Any]] | None:
     """The worker's snapshots, as its settings ask: the restore hook on each state table
     (`RUNWAY_STATE_SNAPSHOT_RESTORE`), and (interval, body) of the snapshot timer when
@@ -510,5 +529,7 @@ def install_snapshots(
         sources.append(SnapshotSource(table.name, partial(_owned, store), partial(_path, data)))
     if settings.state_snapshot_interval_s <= 0:
         return None
-    snapshotter = Snapshotter(remote, sources, keep=settings.state_snapshot_keep, stopping=stopping)
+    snapshotter = Snapshotter(
+        remote, sources, keep=settings.state_snapshot_keep, stopping=stopping, registry=registry
+    )
     return settings.state_snapshot_interval_s, snapshotter.run_once

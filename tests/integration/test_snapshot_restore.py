@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,19 @@ async def test_a_worker_without_its_disk_restores_from_a_snapshot_and_the_tail(
             )
 
         await wait_for(snapshotted_again, 60, "the replacement's scheduled snapshots")
+        metrics = (
+            urllib.request.urlopen(
+                f"http://{replacement.web_host}:{replacement.web_port}/metrics", timeout=5
+            )
+            .read()
+            .decode()
+        )
+        completed = re.search(
+            r"^runway_state_snapshot_completed_timestamp_seconds (\S+)$", metrics, re.MULTILINE
+        )
+        assert completed is not None and float(completed[1]) >= began
+        uploaded = re.search(r"^runway_state_snapshot_uploaded_bytes_total (\S+)$", metrics, re.M)
+        assert uploaded is not None and float(uploaded[1]) > 0
     except BaseException:
         print(worker.log_tail(80))
         raise
