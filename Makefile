@@ -27,11 +27,12 @@ unit: $(VENV)/.installed
 test: deps lint
 	$(BIN)/pytest -q
 
-# Broker faults and service outages at full length while the join carries load (docs/faults.md)
-# and the disaster-recovery drill (docs/runbook.md);
+# Broker faults and service outages at full length while the join carries load (docs/faults.md),
+# the disaster-recovery drill (docs/runbook.md) and static membership's SIGKILL and dynamic cases;
 # `make test` keeps one short case of each kind. Figures go to var/faults/results.jsonl.
 test-faults: deps
-	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py tests/integration/test_dr.py tests/integration/test_snapshot_restore.py
+	$(BIN)/pytest -q -s -m faults --timeout=1200 tests/integration/test_faults.py tests/integration/test_dr.py \
+		tests/integration/test_static_membership.py tests/integration/test_snapshot_restore.py
 
 demo: deps
 	$(BIN)/runway demo
