@@ -129,8 +129,8 @@ def s3_client(settings: Settings) -> Any:
         aws_secret_access_key=secret_key,
         config=Config(
             connect_timeout=5,
-            read_timeout=60,
-            retries={"max_attempts": 5, "mode": "standard"},
+            read_timeout=20,  # per socket read: a hung S3 costs a minute (3 tries), not more
+            retries={"max_attempts": 3, "mode": "standard"},
             max_pool_connections=TRANSFER_THREADS * 4,
         ),
     )
@@ -465,27 +465,34 @@ def restore_before_open(
     replays the changelog from there. A directory restored before that point makes the replay
     the changelog written after the snapshot. Standby partitions are left to Faust (their
     restore is not on the path of a partition's availability). Any error of a restore is
-    logged and the partition restored from the changelog, as without snapshots.
+    logged and the partition restored from the changelog, as without snapshots; the others of
+    the same assignment then too (S3 away would cost each its retries, in the rebalance).
     """
     assign = store.assign_partitions
 
     async def assign_partitions(tbl: Any, tps: set[Any], generation_id: int = 0) -> None:
         standbys = store.app.assignor.assigned_standbys()
         topics = tbl.changelog_topic.topics
+        failed = False
         for tp in sorted(tps):
             if tp.topic not in topics or tp in standbys or tp.partition in store._dbs:
                 continue
             path = Path(store.partition_path(tp.partition))
             if path.exists():
                 continue
+            if failed:
+                log.info("state restore: %s[%d] from the changelog", table, tp.partition)
+                continue
             try:
                 result = await asyncio.to_thread(restore, table, tp.partition, path)
             except Exception:  # noqa: BLE001 - the changelog is the fallback, as without
                 log.exception(
-                    "state restore: %s[%d] not restored from a snapshot; from the changelog",
+                    "state restore: %s[%d] not restored from a snapshot; it and the rest of "
+                    "this assignment restore from the changelog",
                     table,
                     tp.partition,
                 )
+                failed = True
                 continue
             if result is None:
                 log.info("state restore: %s[%d] has no snapshot young enough", table, tp.partition)
