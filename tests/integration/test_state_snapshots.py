@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import BotoCoreError
 from rocksdict import Options, Rdict, WriteBatch
 
 from config.settings import Settings
+from stack.processes import free_port
 from streams import state_snapshots as snaps
 from streams.state_snapshot_cli import restore_dir, snapshot_dir
 from tables.checkpoint import FAUST_OFFSET_KEY
@@ -202,3 +205,17 @@ async def test_the_operator_commands_snapshot_a_data_directory_and_fill_another(
         assert got == written[("join", 2)]
     finally:
         db.close()
+
+
+async def test_an_unreachable_s3_fails_a_restore_fast_and_leaves_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The hook then restores from the changelog (tests/unit/test_state_snapshot_hook.py)."""
+    away = settings.model_copy(update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"})
+    target = tmp_path / "tables" / "join-0.db"
+    target.parent.mkdir()
+    began = time.monotonic()
+    with pytest.raises(BotoCoreError):
+        snaps.restore_partition(snaps.remote_from_settings(away), "join", 0, target, max_age_ms=1)
+    assert time.monotonic() - began < 30
+    assert list(target.parent.iterdir()) == []
