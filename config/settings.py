@@ -230,6 +230,13 @@ class Settings(BaseSettings):
         "dead-lettered and moves no clock (one future-dated event would otherwise expire every "
         "waiting prediction of its partition).",
     )
+    gc_gen0_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="Allocations between two collections of the garbage collector's youngest "
+        "generation in a worker (CPython's default is 700: a fifth of the join's CPU went to "
+        "collections; streams/collector.py). 0 = CPython's default.",
+    )
     checkpoint_interval_ms: int = Field(
         500,
         description="Flush state, outputs and offsets at least this often (it bounds how "

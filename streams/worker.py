@@ -35,6 +35,7 @@ from sinks.speed_view import SpeedView
 from sinks.staleness import StalenessEmitter
 from staleness.config import from_settings as staleness_config
 from staleness.scorer import references_to_store
+from streams import collector
 from streams.app import CHANGELOG_BATCH_BYTES, rocksdb_options
 from streams.feed import Feed
 from streams.health import degraded_reasons, judge
@@ -106,6 +107,7 @@ def _continuity(runtime: Runtime, telemetry: Telemetry) -> Continuity:
 
 
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
+    collector.pace(settings.gc_gen0_threshold)
     telemetry = Telemetry()
     runtime = Runtime(app, kafka_options(settings), bulk_standby=settings.standby_bulk_apply)
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
@@ -383,6 +385,7 @@ def _run(app: faust.App, runtime: Runtime, processor: Any, feed: Feed) -> None:
 
     @app.task
     async def run() -> None:
+        collector.freeze_startup()  # the worker is up: what it built stays
         await processor.run(feed, runtime.fatal, runtime.stopping)
 
 

@@ -11,13 +11,20 @@ are tested directly with a dict-backed store. A pair moves through these states,
 
 Each state change happens exactly once per pair, and the metric buckets change with it in the
 same transaction, so metrics never count a replayed or duplicated event twice. Every state with a
-deadline has exactly one entry in the expiry index; a sweep reads the index up to the stream
-time and so costs work in proportion to what expires.
+deadline has an entry in the expiry index at that deadline; a sweep reads the index up to the
+stream time and so costs work in proportion to what expires.
+
+Pairs' index entries are written in chunks: the entries a fetch made, one index key per second
+of deadline holding them all (`keys.chunk`), rather than one key each. An entry is never deleted
+when its pair moves on (joined, expired): the sweep meets it at its deadline, finds the pair
+holding another deadline (or gone) and skips it. Per pair that is one changelog record instead
+of four or five index writes and deletes over its life, for one read when a stale entry is due.
+(Buckets keep one index key each: they are few, and their entries are rescheduled.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,6 +65,27 @@ class JoinEffects:
     # Bucket and model-record changes not yet in the state (`JoinRules.settle` writes them).
     deltas: Deltas = field(default_factory=Deltas)
     touched: dict[str, ModelTouch] = field(default_factory=dict)
+    # Pair index entries not yet in the state, per second of deadline: [pair key, deadline]
+    # (the key as latin-1 text, a JSON string that gives back its bytes). `settle` writes them.
+    index: dict[int, list[list[Any]]] = field(default_factory=dict)
+
+
+CHUNK_MS = 1_000  # the deadlines one index chunk spans: a sweep rewrites a chunk it cuts
+# Entries per chunk at most: a chunk is one changelog record, which must stay far below a
+# record batch's bound (~40 bytes an entry, 600 for the longest ids).
+CHUNK_ENTRIES = 256
+
+
+def index_entries(items: Iterable[tuple[bytes, Any]]) -> Iterator[tuple[int, bytes]]:
+    """(deadline, target) of every index entry among `items` (a scan of the index), chunks
+    unpacked: for checks and tools that look at the index whatever its layout."""
+    for key, value in items:
+        deadline, target = keys.split_expiry(key)
+        if target.startswith(keys.CHUNK):
+            for text, entry_deadline in value:
+                yield entry_deadline, text.encode("latin-1")
+        else:
+            yield deadline, target
 
 
 # Outcomes of one pair kept whole while its task is unknown and none of them could label a
@@ -106,10 +134,9 @@ class JoinRules:
         self._touch_model(fx, model_id, ts, "lp", version, pred["task"])
         if record is None:
             self._count_prediction(fx, pred)
-            self._put_pending(state, pid_key, pred)
+            self._put_pending(state, pid_key, pred, fx)
         elif record["s"] == "E":
             self._count_prediction(fx, pred)
-            self._unindex(state, pid_key, record["dl"])
             duplicates = record.get("d", 0)
             joined = False
             for out, offset in _candidates(record):
@@ -123,7 +150,7 @@ class JoinRules:
                 else:  # refused as it would have been after the prediction
                     fx.rejected.append((problem, out, offset))
             if not joined:
-                self._put_pending(state, pid_key, pred)
+                self._put_pending(state, pid_key, pred, fx)
             if duplicates:
                 self._count(fx, model_id, version, ts, "do", duplicates)
         else:
@@ -181,7 +208,7 @@ class JoinRules:
             early = {"s": "E", "out": out, "dl": deadline}
             if offset is not None:
                 early["src"] = offset
-            self._put(state, pid_key, early)
+            self._put(state, pid_key, early, fx)
             return
         kind = record["s"]
         if kind == "P" and record["dl"] <= stream_time:
@@ -189,7 +216,6 @@ class JoinRules:
             record = state.get(pid_key) or record
             kind = "X"
         if kind == "P":
-            self._unindex(state, pid_key, record["dl"])
             self._join(state, pid_key, record["pred"], out, fx)
         elif kind == "E":
             # Held until the pair resolves, so the duplicate lands in the same buckets (version
@@ -221,14 +247,32 @@ class JoinRules:
     def _expire_due(
         self, state: State, due: list[tuple[bytes, Any]], upto_ms: int, fx: JoinEffects
     ) -> None:
-        for index_key, _ in due:
+        for index_key, value in due:
             deadline, target = keys.split_expiry(index_key)
             state.delete(index_key)
+            if target.startswith(keys.CHUNK):
+                self._expire_chunk(state, value, upto_ms, fx)
+                continue
             fx.expired += 1
             if target.startswith(keys.PAIR):
                 self._expire_pair(state, target, deadline, fx)
             elif target.startswith(keys.BUCKET):
                 self._expire_bucket(state, target, upto_ms)
+
+    def _expire_chunk(
+        self, state: State, entries: list[list[Any]], upto_ms: int, fx: JoinEffects
+    ) -> None:
+        """A chunk's due entries applied; the rest (a sweep that cut the chunk's second) kept
+        in a chunk of their own, at the earliest of their deadlines."""
+        later = []
+        for text, deadline in entries:
+            if deadline <= upto_ms:
+                fx.expired += 1
+                self._expire_pair(state, text.encode("latin-1"), deadline, fx)
+            else:
+                later.append([text, deadline])
+        if later:
+            _write_chunk(state, later)
 
     def _expire_pair(self, state: State, key: bytes, deadline: int, fx: JoinEffects) -> None:
         record = state.get(key)
@@ -236,7 +280,7 @@ class JoinRules:
             return  # stale index entry: the pair moved on
         if record["s"] == "P":
             fx.models.add(record["pred"]["model_id"])
-            self._expire_pending(state, key, record, fx, indexed=False)
+            self._expire_pending(state, key, record, fx)
         elif record["s"] == "E":
             out = record["out"]
             fx.models.add(out["model_id"])
@@ -267,11 +311,8 @@ class JoinRules:
         key: bytes,
         record: dict[str, Any],
         fx: JoinEffects,
-        indexed: bool = True,
     ) -> None:
         pred = record["pred"]
-        if indexed:
-            self._unindex(state, key, record["dl"])
         self._count(fx, pred["model_id"], pred["model_version"], pred["timestamp"], "exp")
         done = {
             "s": "X",
@@ -280,7 +321,7 @@ class JoinRules:
             "v": pred["model_version"],
             "dl": record["dl"] + self.config.done_retention_ms,
         }
-        self._put(state, key, done)
+        self._put(state, key, done, fx)
 
     # -- idle models -----------------------------------------------------------------------------
     def idle_after_ms(self, model_id: str) -> int:
@@ -364,7 +405,7 @@ class JoinRules:
             delay,
         )
         deadline = ts + self.config.label_ttl_for(model_id) + self.config.done_retention_ms
-        self._put(state, key, {"s": "J", "t": ts, "m": model_id, "v": version, "dl": deadline})
+        self._put(state, key, {"s": "J", "t": ts, "m": model_id, "v": version, "dl": deadline}, fx)
         fx.joined.append(
             {
                 **pred,
@@ -374,20 +415,18 @@ class JoinRules:
             }
         )
 
-    def _put_pending(self, state: State, key: bytes, pred: dict[str, Any]) -> None:
+    def _put_pending(self, state: State, key: bytes, pred: dict[str, Any], fx: JoinEffects) -> None:
         deadline = pred["timestamp"] + self.config.label_ttl_for(pred["model_id"])
-        self._put(state, key, {"s": "P", "pred": pred, "dl": deadline})
+        self._put(state, key, {"s": "P", "pred": pred, "dl": deadline}, fx)
 
-    def _put(self, state: State, key: bytes, record: dict[str, Any]) -> None:
+    def _put(self, state: State, key: bytes, record: dict[str, Any], fx: JoinEffects) -> None:
         state.set(key, record)
-        # A pair's index entry exists only while the pair holds that deadline, and each state
-        # it moves to gets a new one (the previous one was deleted in this transaction): the
-        # entry is absent, no read needed. A stale one would be skipped by `_expire_pair`.
-        state.put_absent(keys.expiry(record["dl"], key), 1)
-
-    def _unindex(self, state: State, key: bytes, deadline: int) -> None:
-        # The record holds `deadline`, so its index entry exists: deleted without a read.
-        state.delete_stored(keys.expiry(deadline, key))
+        deadline = record["dl"]
+        second = deadline // CHUNK_MS
+        entries = fx.index.get(second)
+        if entries is None:
+            entries = fx.index[second] = []
+        entries.append([key.decode("latin-1"), deadline])
 
     def _count_duplicate(
         self, fx: JoinEffects, record: dict[str, Any], field_: str, fallback_ts: int
@@ -432,7 +471,12 @@ class JoinRules:
         so a record of 100 events of one model and minute reads and writes each bucket once
         rather than 100 times. Exact: bucket counters and histograms are sums, and feature
         histograms (whose bounds depend on order) take their events in arrival order.
+        The pairs' index entries go in too, one chunk per second of deadline.
         """
+        for entries in fx.index.values():
+            for start in range(0, len(entries), CHUNK_ENTRIES):
+                _write_chunk(state, entries[start : start + CHUNK_ENTRIES])
+        fx.index.clear()
         for (model_id, version, minute), delta in fx.deltas.items():
             versions = (keys.ALL_VERSIONS,) if version is None else (keys.ALL_VERSIONS, version)
             for gran, retention in self._retention.items():
@@ -495,3 +539,13 @@ class JoinRules:
         last = getattr(touch, last_field)
         if last is None or ts > last:
             setattr(touch, last_field, ts)
+
+
+def _write_chunk(state: State, entries: list[list[Any]]) -> None:
+    text, deadline = min(entries, key=lambda entry: (entry[1], entry[0]))
+    key = keys.chunk(deadline, text.encode("latin-1"))
+    # Named after its earliest entry; a chunk of that name exists only if the same pair was
+    # indexed at the same deadline before (two states of one pair whose deadlines coincide to
+    # the millisecond): then the two are one chunk. One read per chunk, not per pair.
+    held = state.get(key)
+    state.set(key, entries if held is None else held + entries)

@@ -64,6 +64,17 @@ def split_expiry(key: bytes) -> tuple[int, bytes]:
     return _BE.unpack_from(key, 1)[0], key[9:]
 
 
+# An index entry whose target starts with CHUNK holds many pairs' entries in its value (the
+# join's pair index, `tables.join`); CHUNK is no prefix of any key it could otherwise name.
+CHUNK = b"\xff"
+
+
+def chunk(deadline_ms: int, first: bytes) -> bytes:
+    """The index key of a chunk of pair entries: at its earliest deadline, named after the
+    pair of that entry (each pair is indexed once per deadline, so the name is unique)."""
+    return expiry(deadline_ms, CHUNK + first)
+
+
 def _version(version: str) -> bytes:
     return _ALL if version == ALL_VERSIONS else escape_id(version).encode()
 

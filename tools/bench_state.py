@@ -102,14 +102,16 @@ def worker_db_options(settings: Settings) -> Callable[[], Options]:
 
 
 def _kept(db: Rdict) -> Iterator[tuple[bytes, bytes]]:
-    """Pair keys, and the expiry-index keys of pairs (buckets have index keys too: theirs)."""
+    """Pair keys, and the expiry-index keys of pairs, one each or in chunks (buckets have index
+    keys too: theirs)."""
     for prefix in KEPT_PREFIXES:
         end = bytes([prefix[0] + 1])
         for key, value in db.items(from_key=prefix):
             assert isinstance(key, bytes)  # a raw-mode DB
             if key >= end:
                 break
-            if prefix == keys.EXPIRY and not keys.split_expiry(key)[1].startswith(keys.PAIR):
+            target = keys.split_expiry(key)[1] if prefix == keys.EXPIRY else b""
+            if prefix == keys.EXPIRY and not target.startswith((keys.PAIR, keys.CHUNK)):
                 continue
             yield key, value
 

@@ -25,7 +25,7 @@ from contracts import codec
 from contracts.schemas import Joined
 from tables import keys, read
 from tables.aggregates import as_int, merge, summarize
-from tables.join import MAX_HELD_OUTCOMES, JoinConfig, JoinEffects, JoinRules
+from tables.join import MAX_HELD_OUTCOMES, JoinConfig, JoinEffects, JoinRules, index_entries
 from tables.transaction import PartitionTransaction
 from tests.unit.fuzz_profile import fuzz_settings, say, tally
 from tests.unit.memdb import MemDB
@@ -295,7 +295,7 @@ class Partition:
 
     # -- what holds of any state ------------------------------------------------------------------
     def check_state(self) -> None:
-        index = {keys.split_expiry(k) for k, _ in self.txn.scan(keys.EXPIRY, b"y")}
+        index = set(index_entries(self.txn.scan(keys.EXPIRY, b"y")))
         indexed_targets = {target for _, target in index}
         for key, record in self.txn.scan(keys.PAIR, b"q"):
             assert (record["dl"], key) in index, f"pair without its expiry entry: {key!r}"

@@ -16,7 +16,7 @@ import pytest
 from config.windows import parse_windows
 from tables import keys
 from tables.aggregates import delay_bin, merge, summarize
-from tables.join import JoinConfig, JoinEffects, JoinRules
+from tables.join import CHUNK_ENTRIES, JoinConfig, JoinEffects, JoinRules, index_entries
 from tables.transaction import PartitionTransaction
 from tests.unit.memdb import MemDB
 
@@ -109,7 +109,16 @@ class Harness:
         return summarize(merge(b for b in buckets if b), info["task"] if info else "binary")
 
     def index_entries(self) -> list[tuple[int, bytes]]:
-        return [keys.split_expiry(k) for k, _ in self.txn.scan(keys.EXPIRY, b"y")]
+        return list(index_entries(self.txn.scan(keys.EXPIRY, b"y")))
+
+    def live_pair_entries(self) -> list[tuple[bytes, int]]:
+        """(pair, deadline) of the index entries whose pair still holds that deadline (the
+        others are stale: left behind when the pair moved on, skipped when due)."""
+        return sorted(
+            (t, d)
+            for d, t in self.index_entries()
+            if t.startswith(keys.PAIR) and (self.txn.get(t) or {}).get("dl") == d
+        )
 
 
 @pytest.fixture(params=[False, True], ids=["one-txn", "commit-each"])
@@ -170,8 +179,13 @@ def test_outcome_first_waits_then_joins_when_the_prediction_comes(h: Harness) ->
     f = h.figures()
     assert (f["predictions"], f["labeled"], f["pending"], f["orphan_outcomes"]) == (1, 1, 0, 0)
     assert f["accuracy"] == 1.0
-    # exactly one expiry entry for the pair: the early outcome's entry went with it
-    assert [t for _, t in h.index_entries() if t.startswith(keys.PAIR)] == [keys.pair("m1", "p1")]
+    # one live expiry entry for the pair, at its joined deadline; the early outcome's entry is
+    # stale now (the pair moved on) and is skipped when due
+    assert h.live_pair_entries() == [(keys.pair("m1", "p1"), T0 + 2 * TTL)]
+    assert sorted(d for d, t in h.index_entries() if t == keys.pair("m1", "p1")) == [
+        T0 + 1_000 + TTL,
+        T0 + 2 * TTL,
+    ]
 
 
 def test_duplicate_predictions_are_counted_not_double_counted(h: Harness) -> None:
@@ -276,10 +290,10 @@ def test_joined_pair_is_kept_for_the_done_retention_then_forgotten(h: Harness) -
     assert h.figures(clock=T0)["duplicate_outcomes"] == 1
     h.expire(end)
     assert h.record("p1") is None
-    assert [t for _, t in h.index_entries() if t.startswith(keys.PAIR)] == []
+    assert [t for _, t in h.index_entries() if t.startswith(keys.PAIR)] == []  # stale ones too
 
 
-def test_every_live_pair_has_exactly_one_index_entry_at_its_deadline(h: Harness) -> None:
+def test_every_live_pair_has_an_index_entry_at_its_deadline(h: Harness) -> None:
     h.pred(prediction("a", T0))  # P
     h.out(outcome("b", T0 + 5))  # E
     h.pred(prediction("c", T0 + 1))
@@ -287,8 +301,7 @@ def test_every_live_pair_has_exactly_one_index_entry_at_its_deadline(h: Harness)
     h.pred(prediction("d", T0 + 3))
     h.out(outcome("e", T0 + 4))
     h.pred(prediction("e", T0 + 3))  # E then J
-    entries = sorted((t, d) for d, t in h.index_entries() if t.startswith(keys.PAIR))
-    assert entries == [
+    assert h.live_pair_entries() == [
         (keys.pair("m1", "a"), T0 + TTL),
         (keys.pair("m1", "b"), T0 + 5 + TTL),
         (keys.pair("m1", "c"), T0 + 1 + 2 * TTL),
@@ -629,3 +642,64 @@ def test_a_model_idle_for_its_longest_window_plus_its_ttl_is_forgotten_whole(h: 
     # the stale index entries of the deleted buckets go without a trace when due
     h.expire(T0 + 5 + horizon + 1 + 30 * DAY)
     assert not any(t.startswith(keys.BUCKET + b"retired") for _, t in h.index_entries())
+
+
+# -- the pair index in chunks --------------------------------------------------------------------
+def _chunks(h: Harness) -> list[tuple[int, list[list[Any]]]]:
+    return [
+        (keys.split_expiry(k)[0], v)
+        for k, v in h.txn.scan(keys.EXPIRY, b"y")
+        if keys.split_expiry(k)[1].startswith(keys.CHUNK)
+    ]
+
+
+def test_a_fetch_indexes_its_pairs_in_bounded_chunks_per_second_of_deadline(h: Harness) -> None:
+    fx = JoinEffects()
+    count = CHUNK_ENTRIES * 2 + 3
+    for i in range(count):  # one second of timestamps, then one more second
+        h.rules.on_prediction(h.txn, prediction(f"p{i:04d}", T0 + i % 2 * 1_000), fx, settle=False)
+    h.rules.settle(h.txn, fx)
+    chunks = _chunks(h)
+    assert sorted(len(v) for _, v in chunks) == sorted(
+        [CHUNK_ENTRIES, 2]  # the even ones: 258 at T0 + TTL
+        + [CHUNK_ENTRIES, 1]  # the odd ones: 257 a second later
+    )
+    for deadline, entries in chunks:  # each chunk at its earliest entry's deadline
+        assert deadline == min(d for _, d in entries)
+    expected = sorted(
+        (keys.pair("m1", f"p{i:04d}"), T0 + i % 2 * 1_000 + TTL) for i in range(count)
+    )
+    assert h.live_pair_entries() == expected
+    assert (
+        len(list(h.txn.changes())) == count + 4 + len(list(h.txn.scan(keys.BUCKET, b"c"))) * 2 + 1
+    )
+
+
+def test_a_sweep_that_cuts_a_chunk_keeps_the_rest_at_their_earliest_deadline(h: Harness) -> None:
+    fx = JoinEffects()
+    for i in range(10):
+        h.rules.on_prediction(h.txn, prediction(f"p{i}", T0 + i * 100), fx, settle=False)
+    h.rules.settle(h.txn, fx)
+    assert [len(v) for _, v in _chunks(h)] == [10]
+    h.expire(T0 + 450 + TTL)  # p0..p4 due
+    assert [h.record(f"p{i}")["s"] for i in range(10)] == ["X"] * 5 + ["P"] * 5
+    rest = [(d, sorted(t for t, _ in v)) for d, v in _chunks(h) if d < T0 + 2 * TTL]
+    assert rest == [
+        (T0 + 500 + TTL, sorted(keys.pair("m1", f"p{i}").decode() for i in range(5, 10)))
+    ]
+    h.expire(T0 + 900 + TTL)
+    assert [h.record(f"p{i}")["s"] for i in range(10)] == ["X"] * 10
+    assert [d for d, _ in _chunks(h) if d < T0 + 2 * TTL] == []
+
+
+def test_a_pair_indexed_twice_at_one_deadline_shares_one_chunk() -> None:
+    h = Harness()
+    state = h.txn
+    first = [[keys.pair("m1", "a").decode("latin-1"), T0]]
+    again = [[keys.pair("m1", "a").decode("latin-1"), T0], [keys.pair("m1", "b").decode(), T0 + 5]]
+    fx = JoinEffects()
+    fx.index = {0: first}
+    h.rules.settle(state, fx)
+    fx.index = {0: again}
+    h.rules.settle(state, fx)
+    assert [(d, len(v)) for d, v in _chunks(h)] == [(T0, 3)]
