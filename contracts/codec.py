@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from contracts.ids import plain_id
+from contracts.ids import plain_id, plain_repeated_id
 from contracts.schemas import EXACT_FLOAT_INT, INT32_MAX, MAX_EPOCH_MS, Outcome, Prediction
 
 Kind = type[BaseModel]
@@ -118,7 +118,7 @@ def _plain_common(item: dict[str, Any]) -> bool:
         and type(ts) is int
         and 0 <= ts < MAX_EPOCH_MS
         and plain_id(item.get("prediction_id"))
-        and plain_id(item.get("model_id"))
+        and plain_repeated_id(item.get("model_id"))
     )
 
 
@@ -131,7 +131,7 @@ def _plainly_valid(schema: Kind, item: dict[str, Any]) -> bool:
             type(score) is float
             and type(task) is str
             and task in _TASKS
-            and plain_id(item.get("model_version"))
+            and plain_repeated_id(item.get("model_version"))
         ):
             return False
         if task == "binary":

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from contracts.ids import check_id, escape_id, plain_id
+from contracts.ids import check_id, escape_id, plain_id, plain_repeated_id
 
 SCHEMA = pa.schema(
     [
@@ -229,17 +229,9 @@ def _plainly_writable(row: Any) -> bool:
         and (version is None or (version.__class__ is int and 1 <= version < 2**31))
         and (features is None or features.__class__ is dict)
         and plain_id(get("prediction_id"))
-        and model.__class__ is str
-        and model_version.__class__ is str
-        and _known_id(model)
-        and _known_id(model_version)
+        and plain_repeated_id(model)
+        and plain_repeated_id(model_version)
     )
-
-
-@functools.lru_cache(maxsize=4_096)
-def _known_id(value: str) -> bool:
-    """`plain_id`, remembered: a record's rows share their model and version ids."""
-    return plain_id(value)
 
 
 def row_problem(row: Any) -> str | None:

@@ -15,7 +15,15 @@ from pydantic import BaseModel, ValidationError
 
 from config.windows import parse_windows
 from contracts.codec import Limits, decode_record
-from contracts.ids import MAX_ID_BYTES, Id, check_id, escape_id, unescape_id
+from contracts.ids import (
+    MAX_ID_BYTES,
+    Id,
+    check_id,
+    escape_id,
+    plain_id,
+    plain_repeated_id,
+    unescape_id,
+)
 from contracts.schemas import Outcome, Prediction
 from registry.cache import RegistryCache
 from sinks.speed_view import model_view
@@ -337,3 +345,9 @@ def test_registry_cache_keys_escape_their_ids() -> None:
 def test_plain_ids_use_only_characters_the_escaping_keeps() -> None:
     plain = string.ascii_letters + string.digits + "-_."
     assert escape_id(plain) == plain
+
+
+@given(st.one_of(st.text(max_size=80), st.integers(), st.none(), st.lists(st.text(), max_size=2)))
+def test_a_remembered_plain_id_is_a_plain_id(value: Any) -> None:
+    assert plain_repeated_id(value) == plain_id(value)
+    assert plain_repeated_id(value) == plain_id(value)  # and again, from memory
