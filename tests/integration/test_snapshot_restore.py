@@ -138,19 +138,21 @@ async def test_a_worker_without_its_disk_restores_from_a_snapshot_and_the_tail(
             )
 
         await wait_for(snapshotted_again, 60, "the replacement's scheduled snapshots")
-        metrics = (
-            urllib.request.urlopen(
-                f"http://{replacement.web_host}:{replacement.web_port}/metrics", timeout=5
-            )
-            .read()
-            .decode()
+        url = f"http://{replacement.web_host}:{replacement.web_port}/metrics"
+
+        def metric(name: str) -> float:
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            found = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+            assert found is not None, f"{name} not on /metrics"
+            return float(found[1])
+
+        # a round covers every owned partition of both tables: it ends after their snapshots
+        await wait_for(
+            lambda: metric("runway_state_snapshot_completed_timestamp_seconds") >= began,
+            60,
+            "a completed snapshot round on /metrics",
         )
-        completed = re.search(
-            r"^runway_state_snapshot_completed_timestamp_seconds (\S+)$", metrics, re.MULTILINE
-        )
-        assert completed is not None and float(completed[1]) >= began
-        uploaded = re.search(r"^runway_state_snapshot_uploaded_bytes_total (\S+)$", metrics, re.M)
-        assert uploaded is not None and float(uploaded[1]) > 0
+        assert metric("runway_state_snapshot_uploaded_bytes_total") > 0
     except BaseException:
         print(worker.log_tail(80))
         raise
