@@ -146,6 +146,12 @@ class Settings(BaseSettings):
         "batch (tables/standby.py) instead of Faust's per-record recovery path, several times "
         "cheaper per record (docs/capacity.md, 'Standby replicas'); false = Faust's own path.",
     )
+    restore_bulk_apply: bool = Field(
+        True,
+        description="A worker restoring an active partition from its changelog writes each "
+        "fetch to RocksDB in one batch, as a standby does (RUNWAY_STANDBY_BULK_APPLY), instead "
+        "of Faust's per-record recovery path; false = Faust's own path.",
+    )
     state_snapshot_interval_s: float = Field(
         0.0,
         ge=0,

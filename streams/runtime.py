@@ -42,8 +42,9 @@ class FeedingConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer; fetched records of fed topics go to their `Feed`, whole."""
 
     feeds: Mapping[str, Feed] = {}
-    # (tp, records) -> True when it applied them itself: a standby's changelog (tables.standby)
-    standby: Callable[[Any, list[Any]], bool] | None = None
+    # (tp, records) -> True when it applied them itself: a standby's changelog, or an active's
+    # during its restore (tables.standby)
+    changelog: Callable[[Any, list[Any]], bool] | None = None
     fetches = 0  # calls of `_getmany` (the watchdog tells a busy fetch loop from a stalled one)
     last_asked: Set[Any] = frozenset()  # input partitions (TPs) of the last fetch
 
@@ -82,8 +83,8 @@ class FeedingConsumer(faust_aiokafka.Consumer):
         return self._standbys_applied(rest)
 
     def _standbys_applied(self, records: Mapping[Any, Any]) -> Mapping[Any, Any]:
-        """The fetch less the standby changelog records applied here, in bulk."""
-        apply = self.standby
+        """The fetch less the changelog records applied here, in bulk."""
+        apply = self.changelog
         if apply is None or not records:
             return records
         return {tp: batch for tp, batch in records.items() if not apply(tp, batch)}
@@ -113,7 +114,12 @@ class Runtime:
     """What the processors, sinks and the watchdog may ask of the Faust app, typed and small."""
 
     def __init__(
-        self, app: faust.App, kafka: Mapping[str, Any], *, bulk_standby: bool = False
+        self,
+        app: faust.App,
+        kafka: Mapping[str, Any],
+        *,
+        bulk_standby: bool = False,
+        bulk_restore: bool = False,
     ) -> None:
         patch_faust()
         self._app = app
@@ -128,10 +134,13 @@ class Runtime:
             (FeedingConsumer,),
             {
                 "feeds": self._feeds,
-                "standby": staticmethod(self._apply_standby) if bulk_standby else None,
+                "changelog": (
+                    staticmethod(self._apply_changelog) if bulk_standby or bulk_restore else None
+                ),
             },
         )
-        self._bulk_standby_tps: set[Any] = set()  # logged once each
+        self._bulk = {"standby": bulk_standby, "restore": bulk_restore}
+        self._bulk_tps: set[Any] = set()  # logged once each
         app.transport.Consumer = self._consumer_class  # type: ignore[misc]
 
     # -- records -------------------------------------------------------------------------
@@ -199,28 +208,39 @@ class Runtime:
         """How many fetches the group's consumer has made (whatever they brought)."""
         return self._consumer_class.fetches
 
-    def _apply_standby(self, tp: Any, batch: list[Any]) -> bool:
-        """A standby partition's fetched changelog records, written in one WriteBatch instead
-        of Faust's per-record recovery path (`tables.standby`); False for any other partition.
+    def _apply_changelog(self, tp: Any, batch: list[Any]) -> bool:
+        """A standby partition's fetched changelog records, or an active partition's while
+        Faust restores it, written in one WriteBatch instead of Faust's per-record recovery
+        path (`tables.standby`); False for any other partition (Faust's path, as before).
 
-        Faust's own bookkeeping stays true: its standby offset moves to the last record, so its
-        seeks, lag figures and a later promotion read on from there, as after its own apply.
+        Faust's own bookkeeping stays true: its standby (or active) offset moves to the last
+        record, so its seeks, lag figures and a later promotion read on from there, and its
+        recovery ends when the active offsets reach the highwaters, as after its own apply
+        (its loop checks them when its queue has been empty for 5 s).
         """
         recovery: Any = self._app.tables.recovery  # type: ignore[attr-defined]
-        if tp not in recovery.standby_tps or tp in recovery.active_tps:
+        if tp in recovery.active_tps:
+            if not (self._bulk["restore"] and recovery.in_recovery):
+                return False
+            offsets, role = recovery.active_offsets, "restore"
+        elif tp in recovery.standby_tps:
+            if not self._bulk["standby"]:
+                return False
+            offsets, role = recovery.standby_offsets, "standby"
+        else:
             return False
         table = recovery.tp_to_table.get(tp)
         if table is None:
             return False
         db = table.data._db_for_partition(tp.partition)
-        after = recovery.standby_offsets.get(tp)
+        after = offsets.get(tp)
         last = apply_changelog(db, ((r.offset, r.key, r.value) for r in batch), after)
         if last is not None:
-            recovery.standby_offsets[tp] = last
-        if tp not in self._bulk_standby_tps:
-            self._bulk_standby_tps.add(tp)
+            offsets[tp] = last
+        if (role, tp) not in self._bulk_tps:
+            self._bulk_tps.add((role, tp))
             log.info(
-                "standby: %s[%s] applied in bulk from offset %s", tp.topic, tp.partition, after
+                "%s: %s[%s] applied in bulk from offset %s", role, tp.topic, tp.partition, after
             )
         return True
 

@@ -109,7 +109,12 @@ def _continuity(runtime: Runtime, telemetry: Telemetry) -> Continuity:
 def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     collector.pace(settings.gc_gen0_threshold)
     telemetry = Telemetry()
-    runtime = Runtime(app, kafka_options(settings), bulk_standby=settings.standby_bulk_apply)
+    runtime = Runtime(
+        app,
+        kafka_options(settings),
+        bulk_standby=settings.standby_bulk_apply,
+        bulk_restore=settings.restore_bulk_apply,
+    )
     enabled = {name.strip() for name in settings.agents.split(",") if name.strip()}
     windows = parse_windows(settings.windows)
     topics = settings.topic_names

@@ -1,4 +1,5 @@
-"""A standby's changelog records written in one batch: the same table Faust's own apply makes.
+"""A standby's (or a restore's) changelog records written in one batch: the same table Faust's
+own apply makes, and the runtime's hook taking exactly those records from Faust's path.
 
 Expected contents are written out by hand from the records, not computed by the code under
 test; the DB is a real raw-mode rocksdict DB, as the worker's tables are.
@@ -8,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiokafka.structs import TopicPartition
 from rocksdict import AccessType, Options, Rdict
 
+from streams.runtime import Runtime
 from tables.checkpoint import FAUST_OFFSET_KEY
 from tables.standby import apply_changelog
 
@@ -73,3 +78,68 @@ def test_faust_reads_the_offset_back(db: Rdict, tmp_path: Path) -> None:
         assert reader.get(b"k") == b"w"
     finally:
         reader.close()
+
+
+# -- the runtime's hook: which fetched records it takes from Faust ----------------------------
+
+
+class _Table:
+    def __init__(self, db: Rdict) -> None:
+        self.data = SimpleNamespace(_db_for_partition=lambda partition: db)
+
+
+def _runtime(db: Rdict, *, standby: bool, restore: bool, in_recovery: bool) -> Any:
+    """A Runtime over a stand-in of the Faust app: only what the hook reads."""
+    table = _Table(db)
+    recovery = SimpleNamespace(
+        active_tps={ACTIVE},
+        standby_tps={STANDBY},
+        in_recovery=in_recovery,
+        active_offsets={ACTIVE: 4},
+        standby_offsets={STANDBY: None},
+        tp_to_table={ACTIVE: table, STANDBY: table},
+    )
+    app = SimpleNamespace(transport=SimpleNamespace(), tables=SimpleNamespace(recovery=recovery))
+    return Runtime(app, {}, bulk_standby=standby, bulk_restore=restore)  # type: ignore[arg-type]
+
+
+ACTIVE = TopicPartition("app-join-changelog", 0)
+STANDBY = TopicPartition("app-join-changelog", 1)
+OTHER = TopicPartition("app-predictions", 0)
+
+
+def _records(*rows: tuple[int, bytes, bytes | None]) -> list[Any]:
+    return [SimpleNamespace(offset=o, key=k, value=v) for o, k, v in rows]
+
+
+def test_a_standby_fetch_is_taken_and_faust_s_offset_moves(db: Rdict) -> None:
+    runtime = _runtime(db, standby=True, restore=True, in_recovery=False)
+    recovery = runtime._app.tables.recovery
+    apply = runtime._consumer_class.changelog
+    assert apply(STANDBY, _records((0, b"a", b"1"), (1, b"b", b"2"))) is True
+    assert recovery.standby_offsets[STANDBY] == 1
+    assert contents(db) == {b"a": b"1", b"b": b"2", FAUST_OFFSET_KEY: b"1"}
+    # an active partition outside its restore, and an input, stay Faust's (and the feeds')
+    assert apply(ACTIVE, _records((5, b"c", b"3"))) is False
+    assert apply(OTHER, _records((0, b"k", b"v"))) is False
+    assert recovery.active_offsets[ACTIVE] == 4
+
+
+def test_an_active_restore_is_taken_only_while_faust_restores(db: Rdict) -> None:
+    runtime = _runtime(db, standby=True, restore=True, in_recovery=True)
+    recovery = runtime._app.tables.recovery
+    apply = runtime._consumer_class.changelog
+    assert apply(ACTIVE, _records((4, b"old", b"x"), (5, b"c", b"3"))) is True
+    assert recovery.active_offsets[ACTIVE] == 5  # what Faust's recovery end compares
+    assert contents(db) == {b"c": b"3", FAUST_OFFSET_KEY: b"5"}
+
+
+@pytest.mark.parametrize(("standby", "restore"), [(False, True), (True, False), (False, False)])
+def test_each_path_can_be_left_to_faust(db: Rdict, standby: bool, restore: bool) -> None:
+    runtime = _runtime(db, standby=standby, restore=restore, in_recovery=True)
+    apply = runtime._consumer_class.changelog
+    if apply is None:
+        assert not (standby or restore)
+        return
+    assert apply(STANDBY, _records((0, b"a", b"1"))) is standby
+    assert apply(ACTIVE, _records((5, b"c", b"3"))) is restore
