@@ -41,38 +41,60 @@ class SnapshotRestore:
 
 
 def snapshot_restore(
-    p: Plan, measured: Measured, mb_per_s: float, interval_s: float = INTERVAL_S
+    p: Plan,
+    measured: Measured,
+    mb_per_s: float,
+    interval_s: float = INTERVAL_S,
+    replay_keys_per_cpu_s: float | None = None,
 ) -> SnapshotRestore:
-    """`p`'s partition at `mb_per_s`, then one interval of its changelog at Faust's replay rate
-    on a core of its own (records per CPU-second)."""
+    """`p`'s partition at `mb_per_s`, then one interval of its changelog at the replay rate on
+    a core of its own (records per CPU-second: `replay_keys_per_cpu_s`, else the measured
+    restore's)."""
+    rate = replay_keys_per_cpu_s or measured.restore_keys_per_cpu_s
     changelog_per_s = p.events_per_s / p.partitions * measured.changelog_keys_per_event
     tail = changelog_per_s * interval_s
     return SnapshotRestore(
         partition_bytes=p.partition_bytes,
         download_s=p.partition_bytes / (mb_per_s * 1e6),
         tail_records=tail,
-        tail_s=tail / measured.restore_keys_per_cpu_s,
+        tail_s=tail / rate,
     )
 
 
-def table(measured: Measured, measured_mb_per_s: float, interval_s: float = INTERVAL_S) -> str:
+def table(
+    measured: Measured,
+    measured_mb_per_s: float,
+    interval_s: float = INTERVAL_S,
+    bulk_keys_per_cpu_s: float | None = None,
+) -> str:
+    """The page's table; with `bulk_keys_per_cpu_s`, the tail and the total also at that replay
+    rate (RUNWAY_RESTORE_BULK_APPLY's)."""
     rates = (measured_mb_per_s, *RATES_MB_PER_S)
     head = " | ".join(f"download at {r:,.0f} MB/s" for r in rates)
+    bulk_head = " | tail replay, bulk | total, bulk" if bulk_keys_per_cpu_s else ""
     rows = [
         f"| load | partitions | bytes a partition | {head} | tail records ({interval_s:g} s) "
-        f"| tail replay | total at {RATES_MB_PER_S[0]:,.0f} MB/s | whole changelog, core of "
-        "its own |",
-        "|---|---|---|" + "---|" * len(rates) + "---|---|---|---|",
+        f"| tail replay | total at {RATES_MB_PER_S[0]:,.0f} MB/s{bulk_head} | whole changelog, "
+        "core of its own (the measured restore) |",
+        "|---|---|---|"
+        + "---|" * len(rates)
+        + "---|---|---|"
+        + ("---|---|" if bulk_keys_per_cpu_s else "")
+        + "---|",
     ]
     for name, daily in LOADS:
         p = plan(name, daily, RETENTION_DAYS, measured)
         at = [snapshot_restore(p, measured, r, interval_s) for r in rates]
         downloads = " | ".join(f"{s.download_s / 60:,.1f} min" for s in at)
+        bulk = ""
+        if bulk_keys_per_cpu_s:
+            fast = snapshot_restore(p, measured, rates[1], interval_s, bulk_keys_per_cpu_s)
+            bulk = f" | {fast.tail_s:,.0f} s | **{fast.total_s / 60:,.0f} min**"
         rows.append(
             f"| {name} ({daily / 1e9:g} B/day) | {p.partitions} "
             f"| {p.partition_bytes / 1e9:,.0f} GB | {downloads} "
             f"| {at[0].tail_records / 1e6:,.2f} M | {at[0].tail_s / 60:,.1f} min "
-            f"| **{at[1].total_s / 60:,.0f} min** | {p.restore_hours_per_core:,.0f} h |"
+            f"| {at[1].total_s / 60:,.0f} min{bulk} | {p.restore_hours_per_core:,.0f} h |"
         )
     return "\n".join(rows)
 
@@ -87,11 +109,20 @@ def main() -> None:
         help="bench-recovery --phases snapshot (its snapshot_probe_restore_mb_per_s)",
     )
     parser.add_argument("--interval", type=float, default=INTERVAL_S, help="snapshot interval, s")
+    parser.add_argument(
+        "--bulk",
+        default=None,
+        help="bench-recovery --phases cold with RUNWAY_RESTORE_BULK_APPLY on: its replay rate",
+    )
     args = parser.parse_args()
     bench = json.loads(Path(args.bench).read_text()) if args.bench else DOCUMENTED_BENCH
     measured = Measured.from_runs(bench, json.loads(Path(args.recovery).read_text()))
     snapshot = json.loads(Path(args.snapshot).read_text())
-    print(table(measured, float(snapshot["snapshot_probe_restore_mb_per_s"]), args.interval))
+    bulk = None
+    if args.bulk:
+        bulk = float(json.loads(Path(args.bulk).read_text())["restore_keys_per_cpu_s"])
+    mb_per_s = float(snapshot["snapshot_probe_restore_mb_per_s"])
+    print(table(measured, mb_per_s, args.interval, bulk))
 
 
 if __name__ == "__main__":

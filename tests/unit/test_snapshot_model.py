@@ -37,3 +37,10 @@ def test_a_shorter_interval_shortens_only_the_tail() -> None:
     long, short = (snapshot_restore(p, MEASURED, 200.0, s) for s in (120.0, 60.0))
     assert short.download_s == long.download_s
     assert short.tail_s == pytest.approx(long.tail_s / 2)
+
+
+def test_a_faster_replay_shortens_only_the_tail() -> None:
+    p = plan("x", 8.64e9, 8, MEASURED, partitions=32)
+    got = snapshot_restore(p, MEASURED, 200.0, 120.0, replay_keys_per_cpu_s=225_000.0)
+    assert got.tail_s == pytest.approx(2.25e6 / 225_000)  # 10 s
+    assert got.download_s == pytest.approx(540.0)
