@@ -357,9 +357,22 @@ class Runtime:
 
     def on_assigned(self, handler: Callable[[set[tuple[str, int]]], Awaitable[None]]) -> None:
         """`handler(assignment)` after recovery, before the streams resume and Faust seeks
-        every partition to its committed offset."""
+        every partition to its committed offset.
+
+        Not when another rebalance began meanwhile: Faust's recovery swallows the RebalanceAgain
+        that interrupts its wait for a restore's end, logs "Recovery complete" and signals the
+        completion anyway, while the new assignment's partitions are only partly restored (its
+        next round restores the rest). Handed over then, the join ran on a partial state while
+        the restore went on writing under it, and counted replayed pairs as duplicates. That
+        round's own completion follows; until then the processors own nothing (eager
+        revocation) and drop what they are fed, uncommitted.
+        """
 
         async def complete(sender: Any, **kwargs: Any) -> None:
+            recovery: Any = self._app.tables.recovery  # type: ignore[attr-defined]
+            if recovery.signal_recovery_start.is_set():
+                log.info("recovery ended by a newer rebalance: assignment left to that one")
+                return
             await handler(self.assignment())
             self._rebalance_began = None
 
