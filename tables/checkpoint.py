@@ -39,16 +39,16 @@ _INT64 = 2**63
 
 
 def encode(value: Any) -> bytes:
-    """A state value's JSON text, right-sized.
+    """A state value's JSON text, for a value copied where it goes and then dropped (into a
+    WriteBatch and a changelog record batch, both of which copy it).
 
-    orjson (3.12 on) returns its working buffer as the bytes object, about 4 KiB whatever the
-    text's length, and a checkpoint holds every changed value at once: 200,000 index entries
-    of the text `1` took 800 MB. The copy costs a fraction of what the 4 KiB allocation did.
-    Integers (index entries, seen-id deadlines) skip orjson: their text is their digits.
+    Not to be kept: orjson (3.12 on) returns its working buffer as the bytes object, about
+    4 KiB whatever the text's length (200,000 kept index entries of the text `1` took 800 MB),
+    so each is freed right after use. Integers skip orjson: their text is their digits.
     """
     if value.__class__ is int and -_INT64 <= value < _INT64:
         return b"%d" % value
-    return bytes(memoryview(orjson.dumps(value)))
+    return orjson.dumps(value)
 
 
 # A checkpoint of a large partition (a batch-view flush: 40,000 keys) takes tens of ms per
@@ -259,14 +259,16 @@ class CheckpointStore:
         appended to the changelog batch and to the (not yet written) local WriteBatch.
 
         One pass, not one per step: at two to three changed keys per event, the per-key
-        Python overhead of each extra loop was a measurable share of the worker's CPU."""
+        Python overhead of each extra loop was a measurable share of the worker's CPU. The
+        encoded values are not kept (both batches copy them), so orjson's oversized buffers
+        are freed one by one; a retry encodes the transaction's changes again."""
         batch = self._producer().create_batch()
         local = WriteBatch(raw_mode=True)
-        changes: list[tuple[bytes, bytes | None]] = []
-        remember, append, put, delete = changes.append, batch.append, local.put, local.delete
+        append, put, delete = batch.append, local.put, local.delete
         pending = part.txn.changes()
+        count = 0
         while True:
-            before = len(changes)
+            before = count
             for key, value in itertools.islice(pending, YIELD_AFTER_KEYS):
                 if value is None:
                     encoded = None
@@ -274,14 +276,14 @@ class CheckpointStore:
                 else:
                     encoded = encode(value)
                     put(key, encoded)
-                remember((key, encoded))
+                count += 1
                 if append(key=key, value=encoded, timestamp=None) is None:
                     raise ChangelogTooLarge(
                         f"the changes of partition {part.partition} exceed one record batch; "
                         "lower RUNWAY_CHECKPOINT_MAX_BYTES or RUNWAY_CHECKPOINT_MAX_KEYS"
                     )
-            if len(changes) - before < YIELD_AFTER_KEYS:
-                return _Staged(part, changes, local, batch)
+            if count - before < YIELD_AFTER_KEYS:
+                return _Staged(part, count, local, batch)
             await asyncio.sleep(0)
 
     async def _send_retrying(self, staged: _Staged) -> int:
@@ -291,17 +293,19 @@ class CheckpointStore:
         """Append one partition's changes as one record batch; the offset of its last record.
 
         The first attempt sends the batch staged with the changes; a retry builds it again
-        (a batch, once sent, is spent)."""
+        from the transaction, unchanged until the checkpoint ends (a batch, once sent, is
+        spent)."""
         producer = self._producer()
         batch, staged.batch = staged.batch, None
         if batch is None:
             batch = producer.create_batch()
-            for index, (key, encoded) in enumerate(staged.changes):
+            for index, (key, value) in enumerate(staged.part.txn.changes()):
                 if _turn_due(index):
                     await asyncio.sleep(0)  # the batch goes out whole, once complete
+                encoded = None if value is None else encode(value)
                 if batch.append(key=key, value=encoded, timestamp=None) is None:
                     raise ChangelogTooLarge(
-                        f"{len(staged.changes)} changes of partition {staged.part.partition} "
+                        f"{staged.changes} changes of partition {staged.part.partition} "
                         "exceed one record batch; lower RUNWAY_CHECKPOINT_MAX_BYTES or "
                         "RUNWAY_CHECKPOINT_MAX_KEYS"
                     )
@@ -309,15 +313,15 @@ class CheckpointStore:
             batch, self.changelog_topic, partition=staged.part.partition
         )
         metadata = await future
-        return int(metadata.offset) + len(staged.changes) - 1
+        return int(metadata.offset) + staged.changes - 1
 
 
 @dataclass
 class _Staged:
-    """One partition's checkpoint, prepared: its changes, its local write, its changelog batch
-    (None once sent)."""
+    """One partition's checkpoint, prepared: how many changes, its local write, its changelog
+    batch (None once sent)."""
 
     part: PartitionState
-    changes: list[tuple[bytes, bytes | None]]
+    changes: int  # how many changed keys the batch holds
     local: Any  # rocksdict WriteBatch
     batch: Any | None

@@ -91,7 +91,8 @@ class FakeBatch:
     def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None) -> Any:
         if self._limit is not None and len(self.records) >= self._limit:
             return None
-        self.records.append((key, value))
+        # copied, as aiokafka's builder copies into its buffer (a value need not outlive it)
+        self.records.append((key, None if value is None else bytes(memoryview(value))))
         return object()
 
 
