@@ -11,11 +11,16 @@ that is slowness, and a seek would not help), no processor has a fetch in hand (
 seconds under a rate limit), no rebalance is under way, and
 an owned input partition's end offset is past the state's marker while nothing of it waits in
 its feed, the partition is stalled: seek it to the marker (input below is skipped anyway).
+The ends are asked through the consumer's thread; when the answer takes longer than a tick
+(`slow_answer_s`), that thread was held (a broker down: the fault tests saw 9.5 s) and made no
+fetch meanwhile, so what it fetched before may still be on its way: the look decides nothing,
+and the count starts again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
@@ -58,6 +63,8 @@ class Watchdog:
         on_seek: Callable[[], object] = lambda: None,
         fetched: Callable[[], int] | None = None,
         idle_ticks: int = 3,
+        slow_answer_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._runtime = runtime
         self._processors = list(processors)
@@ -67,6 +74,8 @@ class Watchdog:
         self._seen_fetched = -1
         self._on_seek = on_seek
         self._idle_ticks = idle_ticks
+        self._slow_answer_s = slow_answer_s
+        self._clock = clock
         self._idle = 0
         self._seen = -1
         self.seeks = 0
@@ -95,7 +104,13 @@ class Watchdog:
                     resume[tp] = offset
         if not resume:
             return {}
+        asked_at = self._clock()
         ends = await self._runtime.highwaters(resume)
+        if self._clock() - asked_at > self._slow_answer_s:
+            log.info(
+                "progress watchdog: the ends took %.1f s; looking again", self._clock() - asked_at
+            )
+            return {}
         # The ends are asked through the consumer's thread, behind a fetch in flight: that fetch
         # may have brought these very records meanwhile (seen at a stream's end on a loaded
         # machine: the seek dropped them from the feed and had them read again, a false stall).

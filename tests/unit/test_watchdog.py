@@ -333,3 +333,25 @@ async def test_a_fetch_taken_while_the_ends_are_asked_is_not_a_stall() -> None:
     w.runtime.while_asked.append(lambda: setattr(w.processors[0], "busy", True))
     assert await w.ticks(4) == [{}, {}, {}, {}]
     assert w.runtime.seeks == []
+
+
+async def test_a_slow_answer_for_the_ends_decides_nothing() -> None:
+    """The ends come through the consumer's thread: when the answer took longer than a tick,
+    that thread was held (a broker down) and fetched nothing meanwhile, so records it fetched
+    before may still be on their way (the fault tests saw 9.5 s and five needless seeks). The
+    look decides nothing; the count starts again, and a stall that stays is sought later."""
+    now = [0.0]
+    runtime = FakeRuntime({IN0}, {IN0: 9})
+    watchdog = Watchdog(
+        runtime=runtime,
+        processors=[FakeProcessor({IN0: 5})],
+        delivered=lambda: 0,
+        waiting=lambda tp: 0,
+        clock=lambda: now[0],
+    )
+    runtime.while_asked.append(lambda: now.__setitem__(0, now[0] + 9.5))
+    assert [await watchdog.tick() for _ in range(4)] == [{}, {}, {}, {}]
+    assert runtime.seeks == [] and watchdog.seeks == 0
+    runtime.while_asked.clear()  # the brokers are back: the answer is quick
+    assert [await watchdog.tick() for _ in range(3)] == [{}, {}, {IN0: 5}]
+    assert watchdog.seeks == 1
