@@ -107,6 +107,10 @@ class JoinProcessor(Processor):
         # partition: settled once per fetch (and before a checkpoint), so a fetch of
         # single-event records touches each bucket once, not once per record.
         self._unsettled: dict[int, JoinEffects] = {}
+        # Pair index entries of the fetches since the last checkpoint, per partition and second
+        # of deadline: written at the checkpoint, before expiry, so that a chunk holds what
+        # the whole interval indexed rather than one fetch (`JoinRules.write_index`).
+        self._index: dict[int, dict[int, list[list[Any]]]] = {}
         self._counted = {"predictions": [0, 0], "outcomes": [0, 0]}  # events ok, dead-lettered
         self._pending_events = 0
         self._fetch_events = 0
@@ -199,7 +203,12 @@ class JoinProcessor(Processor):
         for partition, held in self._unsettled.items():
             part = self.store.partitions.get(partition)
             if part is not None:
-                self.rules.settle(part.txn, held)
+                self.rules.settle(part.txn, held, index=False)
+                if held.index:
+                    pending = self._index.setdefault(partition, {})
+                    for second, entries in held.index.items():
+                        pending.setdefault(second, []).extend(entries)
+                    held.index.clear()
                 self._collect(partition, held)
         self._unsettled.clear()
         for kind, counted in self._counted.items():
@@ -234,6 +243,10 @@ class JoinProcessor(Processor):
     async def _flush(self) -> None:
         started = time.perf_counter()
         self._settle()
+        for partition, index in self._index.items():
+            if partition in self.store.partitions:
+                self.rules.write_index(self.store.partitions[partition].txn, index)
+        self._index.clear()
         for part in self.store.partitions.values():
             fx = JoinEffects()
             swept = self._swept_at.get(part.partition)
@@ -398,6 +411,7 @@ class JoinProcessor(Processor):
 
     def _discard(self, partition: int) -> None:
         self._unsettled.pop(partition, None)
+        self._index.pop(partition, None)
         self._forgotten.pop(partition, None)
         self._outputs.pop(partition, None)
         self._joined.pop(partition, None)

@@ -463,7 +463,7 @@ class JoinRules:
         """Add one event's contribution to its minute's delta (`settle` writes the buckets)."""
         update(fx.deltas.at(model_id, version, ts), *args)
 
-    def settle(self, state: State, fx: JoinEffects) -> None:
+    def settle(self, state: State, fx: JoinEffects, *, index: bool = True) -> None:
         """Write what `fx` holds for the buckets and model records into the state.
 
         Each event's contribution is added once to a delta per (model, version, minute); here
@@ -471,12 +471,13 @@ class JoinRules:
         so a record of 100 events of one model and minute reads and writes each bucket once
         rather than 100 times. Exact: bucket counters and histograms are sums, and feature
         histograms (whose bounds depend on order) take their events in arrival order.
-        The pairs' index entries go in too, one chunk per second of deadline.
+        The pairs' index entries go in too, one chunk per second of deadline, unless `index`
+        is false: then the caller takes them from `fx.index` and writes them later
+        (`write_index`), gathered over more events into fuller chunks.
         """
-        for entries in fx.index.values():
-            for start in range(0, len(entries), CHUNK_ENTRIES):
-                _write_chunk(state, entries[start : start + CHUNK_ENTRIES])
-        fx.index.clear()
+        if index:
+            self.write_index(state, fx.index)
+            fx.index.clear()
         for (model_id, version, minute), delta in fx.deltas.items():
             versions = (keys.ALL_VERSIONS,) if version is None else (keys.ALL_VERSIONS, version)
             for gran, retention in self._retention.items():
@@ -516,6 +517,12 @@ class JoinRules:
                     )
             state.set(key, info)
         fx.touched.clear()
+
+    def write_index(self, state: State, index: dict[int, list[list[Any]]]) -> None:
+        """Pair index entries (as `JoinEffects.index` holds them) into the state, in chunks."""
+        for entries in index.values():
+            for start in range(0, len(entries), CHUNK_ENTRIES):
+                _write_chunk(state, entries[start : start + CHUNK_ENTRIES])
 
     def _touch_model(
         self,
