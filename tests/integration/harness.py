@@ -166,5 +166,5 @@ def safety_nets_used(logs: Iterable[Path]) -> tuple[list[str], list[str]]:
     """
     lines = [line for log in logs for line in log.read_text(errors="replace").splitlines()]
     holes = [line for line in lines if "were skipped by the consumer" in line]
-    seeks = [line for line in lines if "progress watchdog:" in line]
+    seeks = [line for line in lines if "progress watchdog:" in line and "stalled at" in line]
     return holes, seeks
