@@ -20,9 +20,3 @@ def pace(gen0_threshold: int) -> None:
     if gen0_threshold > 0:
         _, older, oldest = gc.get_threshold()
         gc.set_threshold(gen0_threshold, older, oldest)
-
-
-def freeze_startup() -> None:
-    """Move everything built so far out of the collector's reach: the app, its services and
-    clients live as long as the process, and no full collection needs to walk them again."""
-    gc.freeze()

@@ -390,7 +390,6 @@ def _run(app: faust.App, runtime: Runtime, processor: Any, feed: Feed) -> None:
 
     @app.task
     async def run() -> None:
-        collector.freeze_startup()  # the worker is up: what it built stays
         await processor.run(feed, runtime.fatal, runtime.stopping)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pyarrow.dataset as ds
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.batch_view import BatchViewProcessor
@@ -81,6 +81,7 @@ _ODD_VALUES = st.one_of(
 _FIELDS = [*joined("a"), "schema_version", "features"]
 
 
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(
     st.dictionaries(st.sampled_from(_FIELDS), _ODD_VALUES, max_size=4),
     st.sets(st.sampled_from(_FIELDS), max_size=2),
