@@ -106,10 +106,9 @@ class Watchdog:
             return {}
         asked_at = self._clock()
         ends = await self._runtime.highwaters(resume)
-        if self._clock() - asked_at > self._slow_answer_s:
-            log.info(
-                "progress watchdog: the ends took %.1f s; looking again", self._clock() - asked_at
-            )
+        answered_in = self._clock() - asked_at
+        if answered_in > self._slow_answer_s:
+            log.info("progress watchdog: the ends took %.1f s; looking again", answered_in)
             return {}
         # The ends are asked through the consumer's thread, behind a fetch in flight: that fetch
         # may have brought these very records meanwhile (seen at a stream's end on a loaded

@@ -6,7 +6,7 @@ which every copy of the pair carries alike (the join's first prediction wins), i
 expiry-index key whose deadline is that timestamp plus the retention and whose target is the
 pair's seen key. A sighting is one lookup of that key, forgetting is a scan of the index up to
 the stream time, and each pair costs one changelog record, not two (a seen key and its index
-entry: a tenth of the worker's changelog records, measured).
+entry).
 
 State written before this layout (a seen key holding its deadline, plus an index entry whose
 value is `LEGACY_INDEX`) is still honoured: a partition that holds any is flagged by the caller

@@ -290,18 +290,25 @@ async def test_the_idle_count_starts_again_after_a_rebalance() -> None:
     assert await w.watchdog.tick() == {IN0: 5}  # still stalled 3 settled ticks later
 
 
-async def test_a_fetch_loop_busy_elsewhere_is_slow_not_stalled() -> None:
-    """Faust's fetch loop also applies standby changelogs: while it does, no fetch is made and
-    nothing is delivered. Only ticks in which the consumer fetched count as idle."""
-    fetches = [0]
+def lone_stall(**options: Any) -> tuple[FakeRuntime, Watchdog]:
+    """One owned partition, resumed at 5 with its end at 9, nothing delivered or waiting: the
+    watchdog built with `options` (its fetch counter, its clock)."""
     runtime = FakeRuntime({IN0}, {IN0: 9})
     watchdog = Watchdog(
         runtime=runtime,
         processors=[FakeProcessor({IN0: 5})],
         delivered=lambda: 0,
         waiting=lambda tp: 0,
-        fetched=lambda: fetches[0],
+        **options,
     )
+    return runtime, watchdog
+
+
+async def test_a_fetch_loop_busy_elsewhere_is_slow_not_stalled() -> None:
+    """Faust's fetch loop also applies standby changelogs: while it does, no fetch is made and
+    nothing is delivered. Only ticks in which the consumer fetched count as idle."""
+    fetches = [0]
+    runtime, watchdog = lone_stall(fetched=lambda: fetches[0])
     for _ in range(10):  # no fetch at all: busy elsewhere
         assert await watchdog.tick() == {}
     for _ in range(3):  # fetches that bring nothing
@@ -341,14 +348,7 @@ async def test_a_slow_answer_for_the_ends_decides_nothing() -> None:
     before may still be on their way (the fault tests saw 9.5 s and five needless seeks). The
     look decides nothing; the count starts again, and a stall that stays is sought later."""
     now = [0.0]
-    runtime = FakeRuntime({IN0}, {IN0: 9})
-    watchdog = Watchdog(
-        runtime=runtime,
-        processors=[FakeProcessor({IN0: 5})],
-        delivered=lambda: 0,
-        waiting=lambda tp: 0,
-        clock=lambda: now[0],
-    )
+    runtime, watchdog = lone_stall(clock=lambda: now[0])
     runtime.while_asked.append(lambda: now.__setitem__(0, now[0] + 9.5))
     assert [await watchdog.tick() for _ in range(4)] == [{}, {}, {}, {}]
     assert runtime.seeks == [] and watchdog.seeks == 0
