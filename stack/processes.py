@@ -161,11 +161,23 @@ def port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = HOST) -> int:
-    """A port nothing listens on now (the kernel's pick), for a process started next."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now (the kernel's pick), for a process started next.
+
+    The kernel may pick a port it picked a moment ago, once that socket is closed: two calls in a
+    row could then give two services the same port, and the one started second would fail to bind
+    while the first answers its requests. So a port is never handed out twice by one process.
+    """
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def port_answers(port: int, host: str = HOST, timeout: float = 0.5) -> bool:

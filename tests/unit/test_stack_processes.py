@@ -70,3 +70,9 @@ def test_tail_of_a_missing_file_is_empty(tmp_path: Path) -> None:
     log = tmp_path / "x.log"
     log.write_text("\n".join(str(i) for i in range(100)))
     assert processes.tail(log, lines=2) == "98\n99"
+
+
+def test_free_port_never_hands_out_the_same_port_twice() -> None:
+    """Two services given ports in a row must not meet on one (the kernel may repeat its pick)."""
+    ports = [processes.free_port() for _ in range(400)]
+    assert len(set(ports)) == len(ports)
