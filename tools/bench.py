@@ -61,6 +61,7 @@ import faust
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from faust.cli import option
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
@@ -249,8 +250,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def committed_events(admin: AIOKafkaAdminClient, backlog: Backlog, group: str) -> int:
-    """Input events below `group`'s committed offsets (exact: the backlog knows its records)."""
-    committed = await admin.list_consumer_group_offsets(group)
+    """Input events below `group`'s committed offsets (exact: the backlog knows its records).
+
+    A group the broker has no coordinator for yet (its offsets topic still being made on a fresh
+    broker, or the group not joined yet) has committed nothing: 0, and the next poll asks again.
+    """
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:
+        return 0
     return sum(
         backlog.events_before(tp, meta.offset)
         for tp, meta in committed.items()
