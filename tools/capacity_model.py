@@ -25,13 +25,17 @@ DAY_S = 86_400
 HOUR_S = 3_600
 HEADROOM = 0.7  # workers planned at 70 % of the measured figure (README, "Capacity")
 LOADS = (("current", 10e9), ("year 1", 15e9), ("year 3", 40e9))  # the seed's daily predictions
-# `runway bench --peer quix --json`, clean clone of 7ea85ae (docs/bench.md, "Issue 12")
+# `runway bench --peer quix --json`, clean clone of 3512312 (docs/bench.json; docs/bench.md)
 DOCUMENTED_BENCH = {
-    "worker_events_per_s": 19_014.0,
-    "worker_events_per_cpu_s": 18_652.0,
-    "state_bytes_per_joined": 32.6,
-    "state_bytes_per_pending": 74.1,
+    "worker_events_per_s": 30_680.4,
+    "worker_events_per_cpu_s": 32_792.6,
+    "state_bytes_per_joined": 44.4,
+    "state_bytes_per_pending": 73.5,
 }
+# The deployment's partitions at each load, at least what throughput asks: a partition's state
+# is what one snapshot download brings back (docs/capacity.md, "Snapshots"), so a faster worker,
+# which needs fewer partitions for throughput, must not make each partition larger.
+RECOVERY_PARTITIONS = {"current": 32, "year 1": 32, "year 3": 128}
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,15 @@ def plan(
     )
 
 
+def design_plan(name: str, daily_predictions: float, retention_days: float, m: Measured) -> Plan:
+    """`plan` on the deployment's partitions: the throughput rule's or the recovery floor's."""
+    rule = plan(name, daily_predictions, retention_days, m)
+    floor = RECOVERY_PARTITIONS.get(name, 0)
+    if rule.partitions >= floor:
+        return rule
+    return plan(name, daily_predictions, retention_days, m, partitions=floor)
+
+
 def standby_cpu_share(measured: Measured) -> float:
     """CPU a standby replica spends applying an active's changelog, per CPU the active spends
     joining it: changelog records per event / Faust's apply rate per CPU-second, against the
@@ -141,7 +154,7 @@ def tables(measured: Measured) -> str:
     ]
     for retention in (14, 8):
         for name, daily in LOADS:
-            p = plan(name, daily, retention, measured)
+            p = design_plan(name, daily, retention, measured)
             rows.append(
                 f"| {name} ({daily / 1e9:g} B/day) | {retention} d | {p.events_per_s:,.0f} "
                 f"| {p.workers} | {p.partitions} | {p.state_bytes / 1e12:,.2f} TB "

@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.capacity_model import DOCUMENTED_BENCH, LOADS, Measured, Plan, plan
+from tools.capacity_model import DOCUMENTED_BENCH, LOADS, Measured, Plan, design_plan
 
 RETENTION_DAYS = 8  # the production manifest's: 7 days of label TTL + 1 of done retention
 INTERVAL_S = 120.0  # deploy/worker.yaml's RUNWAY_STATE_SNAPSHOT_INTERVAL_S
@@ -83,7 +83,7 @@ def table(
         + "---|",
     ]
     for name, daily in LOADS:
-        p = plan(name, daily, RETENTION_DAYS, measured)
+        p = design_plan(name, daily, RETENTION_DAYS, measured)
         at = [snapshot_restore(p, measured, r, interval_s) for r in rates]
         downloads = " | ".join(f"{s.download_s / 60:,.1f} min" for s in at)
         bulk = ""

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from tools.capacity_model import Measured, next_power_of_two, plan, standby_cpu_share
+from tools.capacity_model import (
+    Measured,
+    design_plan,
+    next_power_of_two,
+    plan,
+    standby_cpu_share,
+)
 
 MEASURED = Measured(
     worker_events_per_s=10_000.0,
@@ -73,3 +81,13 @@ def test_measured_figures_from_the_two_benchmarks_json() -> None:
     assert measured.keys_per_pair == 4.0  # 2 of the join's a pair, 2 of the batch view's
     assert measured.changelog_keys_per_event == 2.5
     assert measured.worker_events_per_cpu_s == 9_000
+
+
+def test_the_deployment_keeps_the_recovery_floor_of_partitions_or_more() -> None:
+    # 8.64 B a day needs 32 partitions for throughput at 7,000 a worker; the floor of "year 3"
+    # (128) wins, and a floor below the rule's count leaves the rule's
+    assert design_plan("year 3", 8.64e9, 10, MEASURED).partitions == 128
+    assert design_plan("current", 8.64e9, 10, MEASURED).partitions == 32
+    fast = dataclasses.replace(MEASURED, worker_events_per_s=100_000.0)  # 3 workers: 4 by rule
+    assert design_plan("current", 8.64e9, 10, fast).partitions == 32
+    assert design_plan("nameless", 8.64e9, 10, fast).partitions == 4
