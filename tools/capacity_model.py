@@ -101,10 +101,12 @@ def plan(
     retention_days: float,
     measured: Measured,
     partitions: int | None = None,
+    min_partitions: int = 0,
 ) -> Plan:
+    """`partitions` given, or the next power of two >= workers, but at least `min_partitions`."""
     events_per_s = 2 * daily_predictions / DAY_S
     workers = math.ceil(events_per_s / (HEADROOM * measured.worker_events_per_s))
-    partitions = partitions or next_power_of_two(workers)
+    partitions = partitions or max(next_power_of_two(workers), min_partitions)
     pairs = daily_predictions * retention_days
     state = pairs * (measured.bytes_per_joined + measured.seen_bytes_per_pair)
     keys = pairs * measured.keys_per_pair / partitions
@@ -128,11 +130,9 @@ def plan(
 
 def design_plan(name: str, daily_predictions: float, retention_days: float, m: Measured) -> Plan:
     """`plan` on the deployment's partitions: the throughput rule's or the recovery floor's."""
-    rule = plan(name, daily_predictions, retention_days, m)
-    floor = RECOVERY_PARTITIONS.get(name, 0)
-    if rule.partitions >= floor:
-        return rule
-    return plan(name, daily_predictions, retention_days, m, partitions=floor)
+    return plan(
+        name, daily_predictions, retention_days, m, min_partitions=RECOVERY_PARTITIONS.get(name, 0)
+    )
 
 
 def standby_cpu_share(measured: Measured) -> float:

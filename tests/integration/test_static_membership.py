@@ -212,9 +212,9 @@ async def restart_one_of_two(
         _, while_away = await describe_group(settings)
         await send_records(settings, data.phase2)
         ends = await end_offsets(settings, topics)
-        if during_takeover:
-            pass  # back at once: its start (~10 s) lands in the other one's restore
-        elif not static:  # the other one takes every partition over (a restore) first
+        # during_takeover: back at once, its start (~10 s) landing in the other one's restore;
+        # otherwise, with dynamic membership, the other one takes every partition over first
+        if not during_takeover and not static:
             await wait_for(
                 lambda: join_owned(logs[other]) == list(range(settings.partitions)),
                 600,
