@@ -15,6 +15,8 @@ for`. Offsets are committed by the checkpoints, from the state's own marker.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -255,6 +257,52 @@ class Runtime:
     def restoring(self) -> bool:
         """Faust is reading changelogs into the state tables (may take minutes: not a stall)."""
         return bool(getattr(self._app, "in_recovery", False))
+
+    @contextlib.asynccontextmanager
+    async def kept_in_group(self) -> AsyncIterator[None]:
+        """The member's heartbeats while the body runs inside an assignment callback.
+
+        aiokafka stops its heartbeat task before a rejoin and starts it again only once the
+        assignment callback has returned (Kafka's Java consumer heartbeats from its own thread
+        throughout). Work in the callback that outlasts the session timeout, a partition's
+        snapshot download at the seed's loads (minutes), got the member expelled: it joined
+        again into another rebalance, and its partitions could move to a member without a copy,
+        which downloaded them again in its own callback. The body also counts as consuming, as
+        a fetch does, so the max poll interval is not spent on it (the download has timeouts of
+        its own); Java's consumer would count it against that interval.
+        """
+        thread: Any = self._app.consumer._thread  # type: ignore[attr-defined]
+        consumer = thread._ensure_consumer()
+        interval = float(self._app.conf.broker_heartbeat_interval)
+        busy = consumer._subscription.fetch_context()
+
+        async def enter() -> None:
+            busy.__enter__()
+
+        async def leave() -> None:
+            busy.__exit__(None, None, None)
+
+        async def heartbeat() -> bool:
+            coordinator = consumer._coordinator
+            return coordinator is not None and bool(await coordinator._do_heartbeat())
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await thread.call_thread(heartbeat)
+                except Exception:  # noqa: BLE001 - the next beat tries again, as aiokafka's does
+                    log.warning("heartbeat during the assignment's work failed", exc_info=True)
+
+        await thread.call_thread(enter)
+        beating = asyncio.ensure_future(beat())
+        try:
+            yield
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+            await thread.call_thread(leave)
 
     def rebalance_age(self, now: float) -> float | None:
         """Seconds since the rebalance under way began (its revocation), None outside one."""

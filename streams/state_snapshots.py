@@ -34,6 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -456,7 +457,10 @@ class Snapshotter:
 
 
 def restore_before_open(
-    store: Any, restore: Callable[[str, int, Path], RestoreResult | None], table: str
+    store: Any,
+    restore: Callable[[str, int, Path], RestoreResult | None],
+    table: str,
+    kept_in_group: Callable[[], AbstractAsyncContextManager[None]],
 ) -> None:
     """Restore a newly assigned active partition from its snapshot before Faust opens its DB.
 
@@ -467,6 +471,9 @@ def restore_before_open(
     restore is not on the path of a partition's availability). Any error of a restore is
     logged and the partition restored from the changelog, as without snapshots; the others of
     the same assignment then too (S3 away would cost each its retries, in the rebalance).
+    The downloads run in the rebalance's assignment callback, where aiokafka sends no
+    heartbeat: `kept_in_group` sends them, or a download longer than the session timeout
+    would get the member expelled.
     """
     assign = store.assign_partitions
 
@@ -484,7 +491,8 @@ def restore_before_open(
                 log.info("state restore: %s[%d] from the changelog", table, tp.partition)
                 continue
             try:
-                result = await asyncio.to_thread(restore, table, tp.partition, path)
+                async with kept_in_group():
+                    result = await asyncio.to_thread(restore, table, tp.partition, path)
             except Exception:  # noqa: BLE001 - the changelog is the fallback, as without
                 log.exception(
                     "state restore: %s[%d] not restored from a snapshot; it and the rest of "
@@ -515,6 +523,7 @@ def install_snapshots(
     settings: Settings,
     tables: list[tuple[Any, Any]],
     stopping: Callable[[], bool],
+    kept_in_group: Callable[[], AbstractAsyncContextManager[None]],
     registry: CollectorRegistry | None = None,
 ) -> tuple[float, Callable[[], Any]] | None:
     """The worker's snapshots, as its settings ask: the restore hook on each state table
@@ -532,7 +541,7 @@ def install_snapshots(
     for table, store in tables:
         data = table.data
         if settings.state_snapshot_restore:
-            restore_before_open(data, restore, table.name)
+            restore_before_open(data, restore, table.name, kept_in_group)
         sources.append(SnapshotSource(table.name, partial(_owned, store), partial(_path, data)))
     if settings.state_snapshot_interval_s <= 0:
         return None

@@ -290,7 +290,9 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
     state_tables = [(join_table, join_store)]
     if batch_view is not None:
         state_tables.append((seen_table, batch_view.store))
-    snapshot_timer = install_snapshots(settings, state_tables, runtime.stopping, telemetry.registry)
+    snapshot_timer = install_snapshots(
+        settings, state_tables, runtime.stopping, runtime.kept_in_group, telemetry.registry
+    )
     if snapshot_timer is not None:
         _timer(app, runtime, telemetry, "state_snapshot", *snapshot_timer)
 

@@ -4,6 +4,8 @@ restores before Faust opens them, and that a failed restore falls back to the ch
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,14 +53,25 @@ def test_only_missing_active_partitions_are_restored_before_faust_opens_them(
     (tmp_path / "join-1.db").mkdir()  # on disk already: kept
     store = FakeStore(tmp_path, standbys={TP("app-join-changelog", 2)}, open_dbs={3})
     asked: list[tuple[str, int, Path]] = []
+    in_group = False
+
+    @contextlib.asynccontextmanager
+    async def kept_in_group() -> AsyncIterator[None]:
+        nonlocal in_group
+        in_group = True
+        try:
+            yield
+        finally:
+            in_group = False
 
     def restore(table: str, partition: int, path: Path) -> None:
+        assert in_group, "a download outside the heartbeats"
         asked.append((table, partition, path))
         if partition == 4:
             raise OSError("S3 unreachable")  # falls back to the changelog
         return None
 
-    restore_before_open(store, restore, "join")
+    restore_before_open(store, restore, "join", kept_in_group)
     tps = {TP("app-join-changelog", p) for p in range(6)} | {
         TP("app-predictions", 0)
     }  # not this table's changelog
@@ -69,3 +82,4 @@ def test_only_missing_active_partitions_are_restored_before_faust_opens_them(
         ("join", 4, tmp_path / "join-4.db"),
     ]  # 1 on disk, 2 a standby, 3 open already; after 4's error, 5 goes to the changelog
     assert store.assigned == [tps]  # and Faust opens them all
+    assert not in_group
