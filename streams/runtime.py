@@ -282,9 +282,9 @@ class Runtime:
         async def leave() -> None:
             busy.__exit__(None, None, None)
 
-        async def heartbeat() -> bool:
-            coordinator = consumer._coordinator
-            return coordinator is not None and bool(await coordinator._do_heartbeat())
+        async def heartbeat() -> None:
+            if consumer._coordinator is not None:
+                await consumer._coordinator._do_heartbeat()  # it handles the answer's errors
 
         async def beat() -> None:
             while True:

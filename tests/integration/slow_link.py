@@ -23,7 +23,6 @@ class SlowLink:
         self.upstream = (upstream_host, upstream_port)
         self.bytes_per_s = bytes_per_s
         self.port = 0
-        self.relayed = 0
         self._free_at = 0.0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -78,7 +77,6 @@ class SlowLink:
                     now = time.monotonic()
                     self._free_at = max(self._free_at, now) + len(chunk) / self.bytes_per_s
                     await asyncio.sleep(self._free_at - now)
-                    self.relayed += len(chunk)
                 writer.write(chunk)
                 await writer.drain()
         finally:

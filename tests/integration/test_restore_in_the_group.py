@@ -7,27 +7,26 @@ longer snapshot cases run under `make test-faults`, test_snapshot_restore.py).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from config.settings import Settings, worker_environment
+from config.settings import Settings
 from tests.integration import dataset
-from tests.integration.harness import ROOT, RUNWAY, Worker, group_caught_up, send_records, wait_for
+from tests.integration.harness import Worker, group_caught_up, send_records, wait_for
 from tests.integration.slow_link import SlowLink
 from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
 from tests.integration.test_recovery import delete_speed_view, last_start
+from tests.integration.test_snapshot_restore import snapshot_stopped_worker
+from tests.integration.test_static_membership import JOINED_GROUP
 
 pytestmark = pytest.mark.integration
 
 
 RESTORE_SECONDS = re.compile(r"restored from the snapshot .* in ([\d.]+) s \(")
-JOINED_GROUP = "Joined group"  # aiokafka, INFO, once per (re)join of the member
 
 
 async def test_a_restore_longer_than_the_session_timeout_keeps_the_member_in_the_group(
@@ -52,17 +51,7 @@ async def test_a_restore_longer_than_the_session_timeout_keeps_the_member_in_the
         await wait_for(worker.healthy, 90, "the worker's /health")
         await wait_for(lambda: group_caught_up(settings, topics), 240, "phase 1")
         assert worker.stop() == "exit 0"
-        taken = subprocess.run(
-            [RUNWAY, "state-snapshot"],
-            env=worker_environment(config),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert taken.returncode == 0, taken.stderr
-        total = sum(json.loads(line)["bytes"] for line in taken.stdout.splitlines())
+        total = sum(s["bytes"] for s in snapshot_stopped_worker(config))
         shutil.rmtree(config.datadir)
         assert await delete_speed_view(settings) > 0
 

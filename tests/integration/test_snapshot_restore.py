@@ -20,6 +20,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
@@ -59,6 +60,22 @@ def tables_content(datadir: Path) -> dict[str, dict[bytes, bytes]]:
     return {name: content for name, content in found.items() if content}
 
 
+def snapshot_stopped_worker(config: Settings) -> list[dict[str, Any]]:
+    """`runway state-snapshot` of a stopped worker's partition DBs: its JSON line per
+    partition (table, partition, changelog_offset, bytes, ...)."""
+    taken = subprocess.run(
+        [RUNWAY, "state-snapshot"],
+        env=worker_environment(config),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert taken.returncode == 0, taken.stderr
+    return [json.loads(line) for line in taken.stdout.splitlines()]
+
+
 async def changelog_span(settings: Settings, topics: list[str]) -> dict[tuple[str, int], int]:
     """Records each changelog partition holds (end - earliest)."""
     from aiokafka import AIOKafkaConsumer
@@ -92,17 +109,7 @@ async def test_a_worker_without_its_disk_restores_from_a_snapshot_and_the_tail(
         await wait_for(lambda: group_caught_up(settings, topics), 240, "the first half")
         assert worker.stop() == "exit 0"
 
-        taken = subprocess.run(
-            [RUNWAY, "state-snapshot"],
-            env=worker_environment(config),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert taken.returncode == 0, taken.stderr
-        snapshots = [json.loads(line) for line in taken.stdout.splitlines()]
+        snapshots = snapshot_stopped_worker(config)
         assert {s["table"] for s in snapshots} == {"join", "batch_view"}
         covered = {(s["table"], s["partition"]): s["changelog_offset"] for s in snapshots}
 
