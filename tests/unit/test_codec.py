@@ -314,6 +314,28 @@ def test_output_records_are_split_by_bytes_and_keep_every_event_once_in_order() 
         assert len(value) + 1 + sizes[cursor] > budget
 
 
+def test_records_within_both_bounds_are_slices_of_max_events_in_compact_json() -> None:
+    events = [pred(f"p{i}", features={"f": i / 3}) for i in range(250)]
+    records = encode_batches(events, 100, lambda e: e["model_id"], max_bytes=1_000_000)
+    expected = [
+        json.dumps(events[start : start + 100], separators=(",", ":")).encode()
+        for start in (0, 100, 200)
+    ]
+    assert records == [(b"m1", value) for value in expected]
+
+
+def test_one_slice_over_the_byte_budget_packs_the_whole_group_greedily() -> None:
+    events = [pred(f"p{i}") for i in range(6)] + [pred("p6", filler="x" * 3_000)]
+    one = len(json.dumps(events[0], separators=(",", ":")))
+    budget = 3 * one + 4  # three small events a record; the big one alone
+    records = encode_batches(events, 4, lambda e: e["model_id"], max_bytes=budget)
+    assert [[e["prediction_id"] for e in json.loads(v)] for _, v in records] == [
+        ["p0", "p1", "p2"],
+        ["p3", "p4", "p5"],
+        ["p6"],
+    ]
+
+
 def test_an_event_larger_than_the_budget_travels_alone() -> None:
     big, small = pred("big", filler="y" * 5_000), pred("small")
     records = encode_batches([small, big, small], 1000, lambda e: e["model_id"], max_bytes=1_000)
