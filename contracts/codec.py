@@ -256,16 +256,18 @@ def encode_batches(
     by_key: dict[str, list[dict[str, Any]]] = {}
     for event in events:
         by_key.setdefault(key_of(event), []).append(event)
-    records = []
+    records: list[tuple[bytes, bytes]] = []
     for key, group in by_key.items():
         encoded_key = key.encode()
-        if max_bytes is None:
-            for start in range(0, len(group), max_events):
-                records.append((encoded_key, orjson.dumps(group[start : start + max_events])))
-            continue
-        whole = _whole_slices(group, max_events, max_bytes)
-        if whole is not None:
-            records.extend((encoded_key, value) for value in whole)
+        # Slices of max_events, one orjson call each, whenever they all fit (the usual case):
+        # the same bytes the packing loop below would make (orjson's array is its elements'
+        # texts joined by commas) at a third of its cost, which calls orjson once per event.
+        slices = [
+            orjson.dumps(group[start : start + max_events])
+            for start in range(0, len(group), max_events)
+        ]
+        if max_bytes is None or all(len(value) <= max_bytes for value in slices):
+            records.extend((encoded_key, value) for value in slices)
             continue
         parts: list[bytes] = []
         size = 2  # the brackets
@@ -279,21 +281,3 @@ def encode_batches(
         if parts:
             records.append((encoded_key, b"[" + b",".join(parts) + b"]"))
     return records
-
-
-def _whole_slices(
-    group: list[dict[str, Any]], max_events: int, max_bytes: int
-) -> list[bytes] | None:
-    """The group's records when every slice of `max_events` events fits in `max_bytes` (the
-    usual case), each encoded in one call; None sends the group to the packing loop above.
-
-    The same bytes the loop would make (orjson's array is its elements' texts joined by
-    commas), at one call per record rather than one per event plus a join: the loop's
-    per-event calls were the larger part of encoding `joined` records."""
-    values = [
-        orjson.dumps(group[start : start + max_events])
-        for start in range(0, len(group), max_events)
-    ]
-    if all(len(value) <= max_bytes for value in values):
-        return values
-    return None

@@ -480,33 +480,40 @@ def restore_before_open(
     async def assign_partitions(tbl: Any, tps: set[Any], generation_id: int = 0) -> None:
         standbys = store.app.assignor.assigned_standbys()
         topics = tbl.changelog_topic.topics
+        missing = [
+            (tp.partition, path)
+            for tp in sorted(tps)
+            if tp.topic in topics and tp not in standbys and tp.partition not in store._dbs
+            if not (path := Path(store.partition_path(tp.partition))).exists()
+        ]
+        if missing:
+            # One span of heartbeats over every download: each may be shorter than a heartbeat
+            # interval while together they outlast the session timeout.
+            async with kept_in_group():
+                await restore_all(missing)
+        await assign(tbl, tps, generation_id)
+
+    async def restore_all(missing: list[tuple[int, Path]]) -> None:
         failed = False
-        for tp in sorted(tps):
-            if tp.topic not in topics or tp in standbys or tp.partition in store._dbs:
-                continue
-            path = Path(store.partition_path(tp.partition))
-            if path.exists():
-                continue
+        for partition, path in missing:
             if failed:
-                log.info("state restore: %s[%d] from the changelog", table, tp.partition)
+                log.info("state restore: %s[%d] from the changelog", table, partition)
                 continue
             try:
-                async with kept_in_group():
-                    result = await asyncio.to_thread(restore, table, tp.partition, path)
+                result = await asyncio.to_thread(restore, table, partition, path)
             except Exception:  # noqa: BLE001 - the changelog is the fallback, as without
                 log.exception(
                     "state restore: %s[%d] not restored from a snapshot; it and the rest of "
                     "this assignment restore from the changelog",
                     table,
-                    tp.partition,
+                    partition,
                 )
                 failed = True
                 continue
             if result is None:
-                log.info("state restore: %s[%d] has no snapshot young enough", table, tp.partition)
+                log.info("state restore: %s[%d] has no snapshot young enough", table, partition)
             else:
                 log.info("state restore: %s", describe(result))
-        await assign(tbl, tps, generation_id)
 
     store.assign_partitions = assign_partitions
 

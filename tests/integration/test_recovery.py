@@ -23,6 +23,7 @@ from stack.processes import START_MARK
 from tests.integration import dataset
 from tests.integration.harness import Worker, group_caught_up, send_records, wait_for
 from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
+from tools.traffic import Record
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,23 @@ def last_start(log: Path) -> list[str]:
     return lines[starts[-1] + 1 :]
 
 
+async def drained_then_stopped(
+    settings: Settings, config: Settings, log: Path, records: list[Record], what: str
+) -> None:
+    """`records` sent and processed by one worker of `config`, which then stops cleanly."""
+    topics = [settings.topic("predictions"), settings.topic("outcomes"), settings.topic("joined")]
+    await send_records(settings, records)
+    worker = Worker(config, log).start()
+    try:
+        await wait_for(worker.healthy, 90, "the worker's /health")
+        await wait_for(lambda: group_caught_up(settings, topics), 240, what)
+    except BaseException:
+        print(worker.log_tail(80))
+        worker.stop()
+        raise
+    assert worker.stop() == "exit 0"
+
+
 async def test_a_worker_without_its_disk_rebuilds_from_the_changelog(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -54,19 +72,14 @@ async def test_a_worker_without_its_disk_rebuilds_from_the_changelog(
     topics = [settings.topic("predictions"), settings.topic("outcomes"), settings.topic("joined")]
     config = worker_settings(settings, tmp_path, "lost")
     log = tmp_path / "worker.log"
-    await send_records(settings, data.phase1)
+    await drained_then_stopped(settings, config, log, data.phase1, "phase 1 processed")
+    assert config.datadir.is_dir() and any(config.datadir.rglob("*.db"))
+    shutil.rmtree(config.datadir)
+    assert await delete_speed_view(settings) > 0
+
+    began = time.monotonic()
     worker = Worker(config, log).start()
     try:
-        await wait_for(worker.healthy, 90, "the worker's /health")
-        await wait_for(lambda: group_caught_up(settings, topics), 240, "phase 1 processed")
-        assert worker.stop() == "exit 0"
-
-        assert config.datadir.is_dir() and any(config.datadir.rglob("*.db"))
-        shutil.rmtree(config.datadir)
-        assert await delete_speed_view(settings) > 0
-
-        began = time.monotonic()
-        worker = Worker(config, log).start()
         await wait_for(worker.healthy, 90, "the replacement's /health")
         await send_records(settings, data.phase2)
         await wait_for(lambda: group_caught_up(settings, topics), 120, "phase 2 processed")

@@ -19,7 +19,7 @@ from tests.integration import dataset
 from tests.integration.harness import Worker, group_caught_up, send_records, wait_for
 from tests.integration.slow_link import SlowLink
 from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
-from tests.integration.test_recovery import delete_speed_view, last_start
+from tests.integration.test_recovery import delete_speed_view, drained_then_stopped, last_start
 from tests.integration.test_snapshot_restore import snapshot_stopped_worker
 from tests.integration.test_static_membership import JOINED_GROUP
 
@@ -45,34 +45,30 @@ async def test_a_restore_longer_than_the_session_timeout_keeps_the_member_in_the
     topics = [settings.topic("predictions"), settings.topic("outcomes"), settings.topic("joined")]
     config = worker_settings(settings, tmp_path, "slow")
     log = tmp_path / "worker.log"
-    await send_records(settings, data.phase1)
-    worker = Worker(config, log).start()
-    try:
-        await wait_for(worker.healthy, 90, "the worker's /health")
-        await wait_for(lambda: group_caught_up(settings, topics), 240, "phase 1")
-        assert worker.stop() == "exit 0"
-        total = sum(s["bytes"] for s in snapshot_stopped_worker(config))
-        shutil.rmtree(config.datadir)
-        assert await delete_speed_view(settings) > 0
+    await drained_then_stopped(settings, config, log, data.phase1, "phase 1")
+    total = sum(s["bytes"] for s in snapshot_stopped_worker(config))
+    shutil.rmtree(config.datadir)
+    assert await delete_speed_view(settings) > 0
 
-        assert config.s3_endpoint_url is not None
-        endpoint = urllib.parse.urlsplit(config.s3_endpoint_url)
-        download_s = 4 * config.session_timeout_s
-        rate = int(total / download_s)
-        with SlowLink(endpoint.hostname or "", endpoint.port or 80, rate) as link:
-            replacement = config.model_copy(
-                update={"state_snapshot_restore": True, "s3_endpoint_url": link.url}
-            )
-            worker = Worker(replacement, log).start()
+    assert config.s3_endpoint_url is not None
+    endpoint = urllib.parse.urlsplit(config.s3_endpoint_url)
+    download_s = 4 * config.session_timeout_s
+    rate = int(total / download_s)
+    with SlowLink(endpoint.hostname or "", endpoint.port or 80, rate) as link:
+        replacement = config.model_copy(
+            update={"state_snapshot_restore": True, "s3_endpoint_url": link.url}
+        )
+        worker = Worker(replacement, log).start()
+        try:
             await wait_for(worker.healthy, 90 + download_s, "the replacement's /health")
             await send_records(settings, data.phase2)
             await wait_for(lambda: group_caught_up(settings, topics), 120, "phase 2 processed")
             await check_everything(settings, data, tmp_path)
-    except BaseException:
-        print(worker.log_tail(80))
-        raise
-    finally:
-        worker.stop()
+        except BaseException:
+            print(worker.log_tail(80))
+            raise
+        finally:
+            worker.stop()
 
     lines = last_start(log)
     restore_s = sum(float(m[1]) for line in lines if (m := RESTORE_SECONDS.search(line)))

@@ -33,7 +33,7 @@ from tables.checkpoint import FAUST_OFFSET_KEY
 from tests.integration import dataset
 from tests.integration.harness import ROOT, RUNWAY, Worker, group_caught_up, send_records, wait_for
 from tests.integration.test_join import check_everything, own_redis_prefix, worker_settings
-from tests.integration.test_recovery import delete_speed_view, last_start
+from tests.integration.test_recovery import delete_speed_view, drained_then_stopped, last_start
 from tools.bench_recovery import owned_partitions, parse_restore, read_ranges
 
 # ~2 minutes (three worker starts): `make test-faults`; `make test` keeps the in-process case
@@ -102,18 +102,13 @@ async def test_a_worker_without_its_disk_restores_from_a_snapshot_and_the_tail(
     topics = [settings.topic("predictions"), settings.topic("outcomes"), settings.topic("joined")]
     config = worker_settings(settings, tmp_path, "snap")
     log = tmp_path / "worker.log"
-    await send_records(settings, data.phase1[:half])
+    await drained_then_stopped(settings, config, log, data.phase1[:half], "the first half")
+    snapshots = snapshot_stopped_worker(config)
+    assert {s["table"] for s in snapshots} == {"join", "batch_view"}
+    covered = {(s["table"], s["partition"]): s["changelog_offset"] for s in snapshots}
+
     worker = Worker(config, log).start()
     try:
-        await wait_for(worker.healthy, 90, "the worker's /health")
-        await wait_for(lambda: group_caught_up(settings, topics), 240, "the first half")
-        assert worker.stop() == "exit 0"
-
-        snapshots = snapshot_stopped_worker(config)
-        assert {s["table"] for s in snapshots} == {"join", "batch_view"}
-        covered = {(s["table"], s["partition"]): s["changelog_offset"] for s in snapshots}
-
-        worker = Worker(config, log).start()
         await wait_for(worker.healthy, 90, "the worker's /health, with its disk")
         await send_records(settings, data.phase1[half:])
         await wait_for(lambda: group_caught_up(settings, topics), 240, "the second half")

@@ -54,11 +54,13 @@ def test_only_missing_active_partitions_are_restored_before_faust_opens_them(
     store = FakeStore(tmp_path, standbys={TP("app-join-changelog", 2)}, open_dbs={3})
     asked: list[tuple[str, int, Path]] = []
     in_group = False
+    spans = 0
 
     @contextlib.asynccontextmanager
     async def kept_in_group() -> AsyncIterator[None]:
-        nonlocal in_group
+        nonlocal in_group, spans
         in_group = True
+        spans += 1
         try:
             yield
         finally:
@@ -83,3 +85,4 @@ def test_only_missing_active_partitions_are_restored_before_faust_opens_them(
     ]  # 1 on disk, 2 a standby, 3 open already; after 4's error, 5 goes to the changelog
     assert store.assigned == [tps]  # and Faust opens them all
     assert not in_group
+    assert spans == 1  # one span over all the downloads, not one each
