@@ -18,9 +18,10 @@ import functools
 import os
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlparse
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -45,6 +46,93 @@ SCHEMA = pa.schema(
 
 
 DAY_MS = 86_400_000
+_INT64 = 2**63
+_EXACT = 2**53
+_MAX_TS = 10**14
+_NULL = msgspec.Raw(b"null")
+_INT_TS = Annotated[int, msgspec.Meta(ge=0, lt=_MAX_TS)]
+
+
+class JoinedRow(msgspec.Struct):
+    """One joined event as the batch view keeps it until its flush.
+
+    msgspec decodes a `joined` record into these and checks their types in one pass, where
+    orjson's dicts and per-field checks in Python cost several times as much; `features` stays
+    the JSON text it came as (the join writes it compact, as orjson would again), never
+    decoded. Fields beyond the Parquet columns are dropped here, as the files drop them."""
+
+    prediction_id: str
+    model_id: str
+    model_version: str
+    timestamp: _INT_TS
+    task: str
+    score: int | float
+    label: int | float
+    outcome_timestamp: _INT_TS
+    label_delay_ms: Annotated[int, msgspec.Meta(ge=-_INT64, le=_INT64 - 1)]
+    schema_version: Annotated[int, msgspec.Meta(ge=1, lt=2**31)] = 1
+    features: msgspec.Raw = _NULL
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> JoinedRow:
+        """A row that `row_problem` accepted, as the fast path would have decoded it."""
+        version, features = row.get("schema_version"), row.get("features")
+        return cls(
+            prediction_id=row["prediction_id"],
+            model_id=row["model_id"],
+            model_version=row["model_version"],
+            timestamp=row["timestamp"],
+            task=row["task"],
+            score=row["score"],
+            label=row["label"],
+            outcome_timestamp=row["outcome_timestamp"],
+            label_delay_ms=row["label_delay_ms"],
+            schema_version=1 if version is None else version,
+            features=_NULL if features is None else msgspec.Raw(orjson.dumps(features)),
+        )
+
+
+_RECORD = msgspec.json.Decoder(list[JoinedRow])
+
+
+def _plain_features(raw: msgspec.Raw) -> bool:
+    """An object or null whose text is valid UTF-8 and holds no escape: msgspec passes a raw
+    value through unchecked, and orjson refuses what it would refuse (a lone surrogate)."""
+    text = bytes(raw)
+    if not (text[:1] == b"{" or text == b"null") or b"\\u" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decode_rows(value: bytes) -> list[JoinedRow] | None:
+    """The rows of a `joined` record (a JSON array of events) when every one of them is
+    plainly writable; None otherwise, and `row_problem` over the record's dicts decides and
+    words why (or accepts what this declines: a single object, a null `schema_version`).
+
+    Accepts only what `row_problem` accepts: msgspec holds the types and ranges (no bool for
+    a number, no float for an integer, integers as written), and the rest is checked here."""
+    try:
+        rows = _RECORD.decode(value)
+    except msgspec.MsgspecError:
+        return None
+    for row in rows:
+        score, label = row.score, row.label
+        if not (
+            (score.__class__ is float or -_EXACT <= score <= _EXACT)
+            and (label.__class__ is float or -_EXACT <= label <= _EXACT)
+            and _plain_features(row.features)
+            and plain_id(row.prediction_id)
+            and plain_repeated_id(row.model_id)
+            and plain_repeated_id(row.model_version)
+        ):
+            return None
+    return rows
 
 
 def utc_date(timestamp_ms: int) -> str:
@@ -101,14 +189,17 @@ class ParquetWriter:
         partition: int,
         first_offset: int,
         last_offset: int,
-        rows: Iterable[dict[str, Any]],
+        rows: Iterable[JoinedRow | dict[str, Any]],
     ) -> int:
-        """Record the flush's offset range, then write its files. Returns files written."""
+        """Record the flush's offset range, then write its files. Returns files written.
+
+        `rows`: as the batch view keeps them, or dicts that `row_problem` accepts."""
         intent = orjson.dumps({"first": first_offset, "last": last_offset})
         self._write_bytes(self._intent_path(partition), intent)
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        groups: dict[tuple[str, str], list[JoinedRow]] = {}
         for row in rows:
-            groups.setdefault((utc_date(row["timestamp"]), row["model_id"]), []).append(row)
+            kept = row if isinstance(row, JoinedRow) else JoinedRow.of(row)
+            groups.setdefault((utc_date(kept.timestamp), kept.model_id), []).append(kept)
         name = f"part-{partition:05d}-{first_offset:020d}.parquet"
         for (date, model_id), group in groups.items():
             directory = f"{self._root}/date={date}/model_id={escape_id(model_id)}"
@@ -149,26 +240,24 @@ class ParquetWriter:
             os.close(dir_fd)
 
 
-def _table(rows: list[dict[str, Any]]) -> pa.Table:
+def _table(rows: list[JoinedRow]) -> pa.Table:
     # Column by column, one comprehension each: this runs in an executor thread but holds the
-    # GIL, and the event loop (the join, the speed view) waits while it does.
-    columns: dict[str, list[Any]] = {}
-    for field in SCHEMA:
-        name = field.name
-        if name == "features":
-            columns[name] = [
-                None if (value := row.get(name)) is None else orjson.dumps(value).decode()
-                for row in rows
-            ]
-        elif name == "schema_version":
-            columns[name] = [1 if (value := row.get(name)) is None else value for row in rows]
-        else:
-            columns[name] = [row.get(name) for row in rows]
+    # GIL, and the event loop (the join, the speed view) waits while it does. The features'
+    # texts go in as bytes and become strings in Arrow (msgspec checked they are UTF-8).
+    features = [None if (text := bytes(row.features)) == b"null" else text for row in rows]
+    columns: dict[str, Any] = {
+        "schema_version": [row.schema_version for row in rows],
+        "prediction_id": [row.prediction_id for row in rows],
+        "model_version": [row.model_version for row in rows],
+        "timestamp": [row.timestamp for row in rows],
+        "task": [row.task for row in rows],
+        "score": [row.score for row in rows],
+        "features": pa.array(features, pa.binary()).cast(pa.string()),
+        "label": [row.label for row in rows],
+        "outcome_timestamp": [row.outcome_timestamp for row in rows],
+        "label_delay_ms": [row.label_delay_ms for row in rows],
+    }
     return pa.table(columns, schema=SCHEMA)
-
-
-_INT64 = 2**63
-_EXACT = 2**53
 
 
 def _number(value: Any) -> bool:

@@ -20,9 +20,11 @@ from agents.continuity import Continuity
 from agents.ownership import Ownership
 from contracts.telemetry import Telemetry
 from sinks.batch_view import (
+    JoinedRow,
     ParquetWriter,
     _plainly_writable,
     _worded_problem,
+    decode_rows,
     open_filesystem,
     row_problem,
 )
@@ -93,6 +95,51 @@ def test_the_fast_path_passes_only_rows_the_full_checks_pass(
     if _plainly_writable(row):
         assert _worded_problem(row) is None, row
     assert (row_problem(row) is None) == (_worded_problem(row) is None)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(st.sampled_from(_FIELDS), _ODD_VALUES, max_size=3),
+            st.sets(st.sampled_from(_FIELDS), max_size=1),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_decoded_rows_are_only_rows_the_full_checks_pass_and_equal_them(
+    variations: list[tuple[dict[str, Any], set[str]]],
+) -> None:
+    """The batch view's one-pass decoder takes a record only where every row passes
+    `row_problem`, and then gives the same row the dict path would keep."""
+    events = [
+        {k: v for k, v in joined(f"p{i}", **changes).items() if k not in dropped}
+        for i, (changes, dropped) in enumerate(variations)
+    ]
+    try:
+        value = orjson.dumps(events)
+    except orjson.JSONEncodeError:
+        return  # not JSON at all (an integer beyond 64 bits): never on `joined` either
+    rows = decode_rows(value)
+    if rows is None:
+        return
+    parsed = orjson.loads(value)
+    assert all(row_problem(event) is None for event in parsed), parsed
+    assert rows == [JoinedRow.of(event) for event in parsed]
+
+
+def test_decoded_rows_keep_the_join_s_features_text_and_decline_what_orjson_refuses() -> None:
+    event = joined("a", features={"city": "Zürich", "n": 1.5e-7})
+    (row,) = decode_rows(orjson.dumps([event])) or []
+    assert bytes(row.features) == orjson.dumps(event["features"])
+    plain = decode_rows(orjson.dumps([joined("a")]))
+    assert plain is not None and bytes(plain[0].features) == b"null"
+    for features in (b'"text"', b"[1]", b'{"a":"\\ud800"}', b'{"a":"\xff"}'):
+        value = orjson.dumps([joined("a")])[:-2] + b',"features":' + features + b"}]"
+        assert decode_rows(value) is None, features
+    assert decode_rows(orjson.dumps(joined("a"))) is None  # one object, not an array
+    assert decode_rows(orjson.dumps([joined("a", schema_version=None)])) is None
 
 
 def test_the_fast_path_takes_the_join_s_rows() -> None:
