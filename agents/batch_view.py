@@ -88,19 +88,24 @@ class BatchViewProcessor(Processor):
         if buffer is None:
             buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
         buffer.last_offset = message.offset
-        legacy = message.partition in self._legacy
-        txn, retention, keep = part.txn, self._retention_ms, buffer.rows.append
+        rows = self._rows(message)
         stream_time, duplicates = part.stream_time, 0
-        for row in self._rows(message):
+        for row in rows:
             if row.outcome_timestamp > stream_time:
                 stream_time = row.outcome_timestamp
-            if dedup.first_sighting(
-                txn, row.model_id, row.prediction_id, row.timestamp, retention, legacy
-            ):
+        part.stream_time = stream_time
+        firsts = dedup.first_sightings(
+            part.txn,
+            [(row.model_id, row.prediction_id, row.timestamp) for row in rows],
+            self._retention_ms,
+            message.partition in self._legacy,
+        )
+        keep = buffer.rows.append
+        for row, first in zip(rows, firsts, strict=True):
+            if first:
                 keep(row)
             else:
                 duplicates += 1
-        part.stream_time = stream_time
         if duplicates:
             self._telemetry.batch_view_duplicates.inc(duplicates)
         cut = self._cut_at.get(message.partition)

@@ -15,27 +15,58 @@ value is `LEGACY_INDEX`) is still honoured: a partition that holds any is flagge
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, Protocol
+
 from tables import keys
 from tables.join import State
+
+
+class Claims(Protocol):
+    """What the sightings need of a state: `PartitionTransaction`'s get and claim."""
+
+    def get(self, key: bytes) -> Any | None: ...
+    def claim(self, key: bytes, value: Any) -> bool: ...
+
 
 SIGHTING = 2  # the value of a one-key sighting
 LEGACY_INDEX = 1  # the value of an old layout's index entry (its target: a seen key)
 
 
 def first_sighting(
-    state: State,
+    state: Claims,
     model_id: str,
     prediction_id: str,
     predicted_at: int,
     retention_ms: int,
     legacy: bool = False,
 ) -> bool:
-    seen = keys.seen(model_id, prediction_id)
-    key = keys.expiry(predicted_at + retention_ms, seen)
-    if state.get(key) is not None or (legacy and state.get(seen) is not None):
-        return False
-    state.set(key, SIGHTING)
-    return True
+    pair = (model_id, prediction_id, predicted_at)
+    return first_sightings(state, [pair], retention_ms, legacy)[0]
+
+
+def first_sightings(
+    state: Claims,
+    pairs: Iterable[tuple[str, str, int]],
+    retention_ms: int,
+    legacy: bool = False,
+) -> list[bool]:
+    """Whether each (model_id, prediction_id, predicted_at) is seen for the first time, in
+    order (a pair listed twice: the second is not), remembering each. One call per `joined`
+    record, whose pairs share a model: its key prefix is built once."""
+    claim, expiry = state.claim, keys.expiry
+    prefixes: dict[str, bytes] = {}
+    firsts = []
+    for model_id, prediction_id, predicted_at in pairs:
+        prefix = prefixes.get(model_id)
+        if prefix is None:
+            prefix = prefixes[model_id] = keys.seen(model_id, "")
+        seen = prefix + prediction_id.encode()
+        if legacy and state.get(seen) is not None:
+            firsts.append(False)  # an old layout's sighting
+            continue
+        firsts.append(claim(expiry(predicted_at + retention_ms, seen), SIGHTING))
+    return firsts
 
 
 def forget_expired(state: State, upto_ms: int) -> int:

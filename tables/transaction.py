@@ -52,6 +52,24 @@ class PartitionTransaction:
             self._dirty.add(key)
         self._values[key] = value
 
+    def claim(self, key: bytes, value: Any) -> bool:
+        """`set` `key` to `value` unless it holds a value (stored or pending); True when it
+        did not. One pass over the transaction's dicts where `get` then `set` made two: the
+        batch view claims every pair it writes (`tables.dedup`)."""
+        current = self._values.get(key, _MISSING)
+        if current is _MISSING:
+            raw = self._db.get(key)
+            if raw is not None:
+                self._values[key] = orjson.loads(raw)
+                return False
+        elif current is not None:
+            return False
+        if key not in self._dirty:  # absent from the store: created here
+            self._new.add(key)
+            self._dirty.add(key)
+        self._values[key] = value
+        return True
+
     def put_absent(self, key: bytes, value: Any) -> None:
         """`set` a key the caller knows the store does not hold, without reading it first.
 

@@ -137,9 +137,14 @@ def test_random_operations_match_a_plain_dict() -> None:
         reference = dict(stored)
         for _ in range(rng.randrange(1, 30)):
             key = rng.choice(keys)
-            if rng.random() < 0.35:
+            draw = rng.random()
+            if draw < 0.35:
                 txn.delete(key)
                 reference.pop(key, None)
+            elif draw < 0.5:
+                value = rng.randrange(1000)
+                assert txn.claim(key, value) == (key not in reference)
+                reference.setdefault(key, value)
             else:
                 value = rng.randrange(1000)
                 txn.set(key, value)
