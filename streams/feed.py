@@ -23,10 +23,17 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-# How far past another input's head a fetch is taken whole. A second of timestamp is nothing
-# against the hour a verdict is judged at, and live traffic or a bench backlog, whose inputs
-# interleave every few milliseconds, keeps its fetches whole instead of cut record by record.
-ALIGN_SLACK_MS = 1_000
+# How far past another input's head a fetch is taken whole: the grain at which a partition's
+# two inputs interleave. A pair whose prediction and outcome are applied between the same two
+# checkpoints is joined in memory and its state written once; split across two, it is written
+# twice and read back from RocksDB. A backlog produced fast (preloaded, mirrored, re-produced)
+# carries seconds of timestamps for hours of events: the benchmark's million events span about
+# four seconds, so a one-second slack let one input run ~30,000 events ahead of the other in a
+# partition, past the ~2,000 a checkpoint holds, and two pairs in three were written twice
+# (docs/bench.md). Ten milliseconds keeps them within a few hundred events, still a record or
+# more per piece: live traffic, whose inputs interleave every few milliseconds, keeps its
+# fetches nearly whole.
+ALIGN_SLACK_MS = 10
 
 
 class Partition(NamedTuple):

@@ -12,7 +12,7 @@ import pytest
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-from streams.feed import Feed, Fetch, Partition
+from streams.feed import ALIGN_SLACK_MS, Feed, Fetch, Partition
 from streams.runtime import FeedingConsumer, Runtime
 
 A = Partition("in", 0)
@@ -435,8 +435,10 @@ async def test_other_partitions_and_close_timestamps_keep_fetch_order_and_whole_
     feed = Feed(["predictions", "outcomes"])
     started = feed.started()
     p1 = stamped(P1, (0, 5 * HOUR))
-    p0 = stamped(P0, (0, 1_000), (1, 1_500), (2, 2_400))
-    o0 = stamped(O0, (0, 900), (1, 1_200))
+    # o0 comes first, up to p0's head plus the slack: both of its records; then p0 whole
+    t, slack = HOUR, ALIGN_SLACK_MS
+    p0 = stamped(P0, (0, t + 1), (1, t + slack // 2 + 1), (2, t + 2 * slack))
+    o0 = stamped(O0, (0, t), (1, t + slack + 1))
     for tp, batch in ((P1, p1), (P0, p0), (O0, o0)):
         feed.put(tp, batch, started)
     assert [await feed.get() for _ in range(3)] == [Fetch(P1, p1), Fetch(O0, o0), Fetch(P0, p0)]
