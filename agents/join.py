@@ -104,8 +104,9 @@ class JoinProcessor(Processor):
         self._sweep_every_ms = max(1, min(SWEEP_EVERY_MS, rules.idle_after_ms("") // 4))
         self._models: dict[int, set[str]] = {}
         # Bucket and model-record changes of the records applied and not yet settled, per
-        # partition: settled once per fetch (and before a checkpoint), so a fetch of
-        # single-event records touches each bucket once, not once per record.
+        # partition: settled once per checkpoint (and before an hour is judged), so the
+        # records of an interval touch each bucket once, however finely the feed cuts their
+        # fetches to interleave the two inputs. Their joined pairs are taken per fetch.
         self._unsettled: dict[int, JoinEffects] = {}
         # Pair index entries of the fetches since the last checkpoint, per partition and second
         # of deadline: written at the checkpoint, before expiry, so that a chunk holds what
@@ -135,8 +136,9 @@ class JoinProcessor(Processor):
         good, bad = codec.decode_record(
             codec.SCHEMAS[kind], message.key, message.value, self._limits, not_after
         )
-        # One JoinEffects per partition gathers a fetch's effects (settled and collected by
-        # `_settle`); only its refused outcomes are handled per record (they name it).
+        # One JoinEffects per partition gathers the effects of the records since the last
+        # checkpoint (`_take_outputs`, `_settle`); only its refused outcomes are handled per
+        # record (they name it).
         fx = self._unsettled.get(part.partition)
         if fx is None:
             fx = self._unsettled[part.partition] = JoinEffects()
@@ -209,8 +211,16 @@ class JoinProcessor(Processor):
                     for second, entries in held.index.items():
                         pending.setdefault(second, []).extend(entries)
                     held.index.clear()
-                self._collect(partition, held)
+        self._take_outputs()
         self._unsettled.clear()
+
+    def _take_outputs(self) -> None:
+        """The joined pairs and changed models of the records applied so far, out of their
+        effects: the pairs travel while the next records are applied."""
+        for partition, held in self._unsettled.items():
+            self._collect(partition, held)
+            held.joined.clear()
+            held.models.clear()
         for kind, counted in self._counted.items():
             if counted[0] or counted[1]:
                 self._telemetry.events(kind, counted[0], counted[1])
@@ -345,7 +355,7 @@ class JoinProcessor(Processor):
             self._telemetry.joined(len(fx.joined))
 
     async def _after_records(self) -> None:
-        self._settle()
+        self._take_outputs()
         if sum(len(pairs) for pairs in self._joined.values()) >= self._ship_after:
             await self._ship()
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -209,7 +210,7 @@ def build_worker(app: faust.App, settings: Settings) -> Telemetry:
             hours = HourlyVerdicts(
                 cfg=judging,
                 topic=topics["staleness"],
-                settle=rules.settle,
+                settle=functools.partial(rules.settle, index=False),
                 registry=staleness.registry_for,
                 on_sent=staleness.noted,
                 on_error=telemetry.timer_errors.labels("staleness_hour").inc,

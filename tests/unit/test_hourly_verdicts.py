@@ -11,6 +11,7 @@ directly, event by event, to every event before h), with the registry's facts.
 
 from __future__ import annotations
 
+import functools
 import random
 import tempfile
 from collections import Counter
@@ -233,7 +234,7 @@ class World:
         hours = HourlyVerdicts(
             cfg=CFG,
             topic=STALENESS,
-            settle=rules.settle,
+            settle=functools.partial(rules.settle, index=False),
             registry=registry,
             on_sent=self.sent.extend,
             clock_ms=lambda: T0,
@@ -278,9 +279,15 @@ class World:
     def verdicts(self) -> list[dict[str, Any]]:
         return [orjson.loads(v) for _, v in self.kafka.values(STALENESS) if v is not None]
 
-    def state(self) -> dict[int, dict[bytes, bytes]]:
+    def state(self) -> dict[int, dict[bytes, Any]]:
+        """Every key of every partition and its value, decoded (a histogram's bins are a
+        count per bin, whatever order the settling of its deltas wrote them in)."""
         return {
-            p: {k: v for k, v in self.disk.contents(p).items() if k != FAUST_OFFSET_KEY}
+            p: {
+                k: orjson.loads(v)
+                for k, v in self.disk.contents(p).items()
+                if k != FAUST_OFFSET_KEY
+            }
             for p in sorted(set(MODELS.values()))
         }
 
@@ -331,8 +338,8 @@ async def test_each_model_is_judged_at_every_whole_hour_from_the_state_before_it
 
 
 async def test_judging_leaves_the_state_as_it_is(root: Path) -> None:
-    """The hook settles early and reads through the transaction: the state is byte for byte
-    that of a join that judges nothing."""
+    """The hook settles early and reads through the transaction: the state is key for key and
+    value for value that of a join that judges nothing."""
     plain = World(root / "plain", judged=False)
     await plain.drive(await plain.start())
     judged = World(root / "judged")
