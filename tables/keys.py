@@ -45,7 +45,13 @@ _BE = struct.Struct(">Q")
 
 
 def pair(model_id: str, prediction_id: str) -> bytes:
-    return PAIR + escape_id(model_id).encode() + b"\x00" + prediction_id.encode()
+    return _pair_prefix(model_id) + prediction_id.encode()
+
+
+@functools.lru_cache(maxsize=4_096)
+def _pair_prefix(model_id: str) -> bytes:
+    # Cached: built for every event, of a few models.
+    return PAIR + escape_id(model_id).encode() + b"\x00"
 
 
 _PACK = _BE.pack
