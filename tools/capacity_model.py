@@ -25,7 +25,7 @@ DAY_S = 86_400
 HOUR_S = 3_600
 HEADROOM = 0.7  # workers planned at 70 % of the measured figure (README, "Capacity")
 LOADS = (("current", 10e9), ("year 1", 15e9), ("year 3", 40e9))  # the seed's daily predictions
-# `runway bench --peer quix --json`, clean clone of 3512312 (docs/bench.json; docs/bench.md)
+# `runway bench --peer quix --json`, clean clone of 3512312 (docs/bench-3512312.json; docs/bench.md)
 DOCUMENTED_BENCH = {
     "worker_events_per_s": 30_680.4,
     "worker_events_per_cpu_s": 32_792.6,
