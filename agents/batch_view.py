@@ -89,24 +89,15 @@ class BatchViewProcessor(Processor):
             buffer = self._buffers[message.partition] = _Buffer(message.offset, self._now())
         buffer.last_offset = message.offset
         rows = self._rows(message)
-        stream_time, duplicates = part.stream_time, 0
-        for row in rows:
-            if row.outcome_timestamp > stream_time:
-                stream_time = row.outcome_timestamp
-        part.stream_time = stream_time
+        part.stream_time = max([part.stream_time, *(row.outcome_timestamp for row in rows)])
         firsts = dedup.first_sightings(
             part.txn,
             [(row.model_id, row.prediction_id, row.timestamp) for row in rows],
             self._retention_ms,
             message.partition in self._legacy,
         )
-        keep = buffer.rows.append
-        for row, first in zip(rows, firsts, strict=True):
-            if first:
-                keep(row)
-            else:
-                duplicates += 1
-        if duplicates:
+        buffer.rows.extend(row for row, first in zip(rows, firsts, strict=True) if first)
+        if duplicates := firsts.count(False):
             self._telemetry.batch_view_duplicates.inc(duplicates)
         cut = self._cut_at.get(message.partition)
         if cut is not None:

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs
 
 from contracts.ids import check_id, escape_id, plain_id, plain_repeated_id
+from contracts.schemas import MAX_EPOCH_MS
 
 SCHEMA = pa.schema(
     [
@@ -48,9 +49,8 @@ SCHEMA = pa.schema(
 DAY_MS = 86_400_000
 _INT64 = 2**63
 _EXACT = 2**53
-_MAX_TS = 10**14
 _NULL = msgspec.Raw(b"null")
-_INT_TS = Annotated[int, msgspec.Meta(ge=0, lt=_MAX_TS)]
+_INT_TS = Annotated[int, msgspec.Meta(ge=0, lt=MAX_EPOCH_MS)]
 
 
 class JoinedRow(msgspec.Struct):
@@ -280,11 +280,11 @@ _CHECKS: dict[str, Any] = {
     "prediction_id": _id,
     "model_id": _id,
     "model_version": _id,
-    "timestamp": lambda v: _integer(v, 0, 10**14),
+    "timestamp": lambda v: _integer(v, 0, MAX_EPOCH_MS),
     "task": lambda v: isinstance(v, str),
     "score": _number,
     "label": _number,
-    "outcome_timestamp": lambda v: _integer(v, 0, 10**14),
+    "outcome_timestamp": lambda v: _integer(v, 0, MAX_EPOCH_MS),
     "label_delay_ms": lambda v: _integer(v, -_INT64, _INT64),
 }
 
@@ -307,9 +307,9 @@ def _plainly_writable(row: Any) -> bool:
     model, model_version = get("model_id"), get("model_version")
     return (
         timestamp.__class__ is int
-        and 0 <= timestamp < 10**14
+        and 0 <= timestamp < MAX_EPOCH_MS
         and outcome_ts.__class__ is int
-        and 0 <= outcome_ts < 10**14
+        and 0 <= outcome_ts < MAX_EPOCH_MS
         and delay.__class__ is int
         and -_INT64 <= delay < _INT64
         and get("task").__class__ is str

@@ -52,16 +52,12 @@ def first_sightings(
     legacy: bool = False,
 ) -> list[bool]:
     """Whether each (model_id, prediction_id, predicted_at) is seen for the first time, in
-    order (a pair listed twice: the second is not), remembering each. One call per `joined`
-    record, whose pairs share a model: its key prefix is built once."""
-    claim, expiry = state.claim, keys.expiry
-    prefixes: dict[str, bytes] = {}
+    order (a pair listed twice: the second is not), remembering each: one call per `joined`
+    record."""
+    claim, expiry, seen_key = state.claim, keys.expiry, keys.seen
     firsts = []
     for model_id, prediction_id, predicted_at in pairs:
-        prefix = prefixes.get(model_id)
-        if prefix is None:
-            prefix = prefixes[model_id] = keys.seen(model_id, "")
-        seen = prefix + prediction_id.encode()
+        seen = seen_key(model_id, prediction_id)
         if legacy and state.get(seen) is not None:
             firsts.append(False)  # an old layout's sighting
             continue

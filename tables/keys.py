@@ -126,4 +126,10 @@ def reference(model_id: str, version: str) -> bytes:
 
 
 def seen(model_id: str, prediction_id: str) -> bytes:
-    return SEEN + escape_id(model_id).encode() + b"\x00" + prediction_id.encode()
+    return _seen_prefix(model_id) + prediction_id.encode()
+
+
+@functools.lru_cache(maxsize=4_096)
+def _seen_prefix(model_id: str) -> bytes:
+    # Cached: built for every joined pair, of a few models.
+    return SEEN + escape_id(model_id).encode() + b"\x00"
